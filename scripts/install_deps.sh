@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package lth needs to build, test and run (as root, or through sudo).
+# Nothing is downloaded at build time; this is the only place dependencies come from.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev libgloo-dev          # LibTorch (+ c10d/Gloo headers)
+  libopenblas0-openmp               # optimised libblas.so.3 (Debian's LibTorch calls the system BLAS)
+  libturbojpeg0-dev libjpeg-turbo-progs libpng-dev libstb-dev
+  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libplplot-dev plplot-driver-cairo
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-numpy             # the independent checkpoint reader used by tests
+  dataset-fashion-mnist             # the embedded default's data
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,35 @@
+#pragma once
+// lth checkpoints: safetensors files laid out as DESIGN.md says.
+//   <P>            parameter or buffer P under its torchvision state_dict name
+//   mask/<P>       U8 0/1 mask of every prunable parameter P
+//   momentum/<P>   SGD momentum buffer of P (absent in weights-only files)
+//   __metadata__   format = "lth-checkpoint-1", iteration, config (JSON), best_acc (if known),
+//                  trainer (JSON: loss scale, data position, ... whatever resuming needs)
+#include <torch/types.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace lth::io {
+
+inline constexpr const char* kCheckpointFormat = "lth-checkpoint-1";
+
+struct Checkpoint {
+  int64_t iteration = 0;
+  std::map<std::string, torch::Tensor> state;     // parameters and buffers
+  std::map<std::string, torch::Tensor> masks;     // float32 0/1 in memory, U8 on disk
+  std::map<std::string, torch::Tensor> momentum;  // may be empty
+  nlohmann::json config = nlohmann::json::object();
+  std::optional<double> best_acc;
+  nlohmann::json trainer = nlohmann::json::object();  // resumable training state
+};
+
+// Atomic (see write_safetensors). Masks are checked to be 0/1 and written as U8.
+void save_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt);
+// Throws UserError naming the file if it is missing, corrupt, or not an lth checkpoint.
+Checkpoint load_checkpoint(const std::filesystem::path& path);
+
+}  // namespace lth::io

@@ -1,0 +1,62 @@
+#pragma once
+// The networks lth trains. A Network takes raw uint8 images [N, H, W, C] and returns
+// logits [N, classes]: scaling by 1/255 and standardisation with the stored pixel
+// statistics happen inside the model (as the reference does), so data pipelines stay uint8.
+//
+// Parameter and buffer names follow torchvision's state_dict for ResNets (conv1.weight,
+// layer1.0.bn2.running_var, fc.weight, ...), plus the buffers pixel_mean / pixel_std.
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lth::models {
+
+// What a parameter is, for counting and for choosing what may be pruned.
+enum class ParamKind {
+  ConvKernel,  // any 4-D conv weight (stem and shortcut convs included)
+  Linear,      // a fully-connected weight that is not the classifier head
+  Head,        // the classifier weight (and bias, if any)
+  Norm,        // batch-norm scale and bias
+  Bias,        // biases of conv/linear layers
+};
+
+struct ModelConfig {
+  std::string name = "lenet300_100";
+  int64_t num_classes = 10;
+  int64_t in_channels = 1;
+  int64_t image_size = 28;  // square inputs; ResNets pick the CIFAR stem for <= 64
+  int64_t width = 1;        // width multiplier (ResNets)
+  std::vector<double> pixel_mean{0.2860};  // per channel, in [0, 1] units
+  std::vector<double> pixel_std{0.3530};
+};
+
+class Network : public torch::nn::Module {
+ public:
+  // images: uint8 [N, H, W, C]. Returns float logits [N, num_classes].
+  virtual torch::Tensor forward(const torch::Tensor& images) = 0;
+  // Kind of the parameter with this (state_dict) name.
+  virtual ParamKind kind_of(const std::string& param_name) const = 0;
+  virtual const ModelConfig& config() const = 0;
+};
+
+using NetworkPtr = std::shared_ptr<Network>;
+
+// Builds a network by name with deterministic initialisation from `seed`.
+NetworkPtr make_network(const ModelConfig& config, uint64_t seed);
+std::vector<std::string> network_names();
+
+struct ParamCounts {
+  int64_t conv = 0;    // conv kernels
+  int64_t linear = 0;  // non-head linear weights
+  int64_t head = 0;
+  int64_t norm = 0;    // BN scale + bias
+  int64_t bias = 0;
+  int64_t total = 0;   // trainable parameters
+};
+ParamCounts count_parameters(const Network& net);
+
+}  // namespace lth::models
