@@ -1,0 +1,37 @@
+#pragma once
+// Datasets chosen by name: "fashion-mnist", "mnist" (IDX files), "synthetic" (generated),
+// and the ImageNet family ("imagenet", registered by data/imagenet). Each name also knows
+// the model-facing traits (classes, channels, size, pixel statistics) so a config need
+// not repeat them.
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace lth::data {
+
+struct DataConfig {
+  std::string name = "fashion-mnist";
+  std::string root;          // empty = the dataset's default location
+  int64_t image_size = 0;    // 0 = the dataset's native size
+  bool strict = false;       // unreadable samples are errors instead of logged skips
+  uint64_t seed = 0;         // for generated datasets
+  int64_t synthetic_train_size = 512;
+  int64_t synthetic_test_size = 256;
+  int64_t synthetic_classes = 10;
+  int64_t synthetic_channels = 1;
+};
+
+struct DataTraits {
+  int64_t num_classes = 10;
+  int64_t channels = 1;
+  int64_t image_size = 28;
+  std::vector<double> pixel_mean;
+  std::vector<double> pixel_std;
+};
+
+DatasetPtr make_dataset(const DataConfig& config, Split split);
+DataTraits dataset_traits(const DataConfig& config);
+std::vector<std::string> dataset_names();
+
+}  // namespace lth::data
