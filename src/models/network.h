@@ -5,6 +5,10 @@
 //
 // Parameter and buffer names follow torchvision's state_dict for ResNets (conv1.weight,
 // layer1.0.bn2.running_var, fc.weight, ...), plus the buffers pixel_mean / pixel_std.
+// Every network's classifier is the module `fc`; all other layers are named after it
+// (conv1, fc1, layer3.2.conv2, ...). Initial weights depend only on the seed and on each
+// parameter's name (see init.h), never on thread count or the global generator's state.
+#include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
@@ -41,6 +45,9 @@ class Network : public torch::nn::Module {
   // Kind of the parameter with this (state_dict) name.
   virtual ParamKind kind_of(const std::string& param_name) const = 0;
   virtual const ModelConfig& config() const = 0;
+  // The float NCHW tensor the first layer sees: images / 255, minus pixel_mean, over
+  // pixel_std. Same input checks as forward. Exposed for tests and diagnostics.
+  virtual torch::Tensor standardize(const torch::Tensor& images) const = 0;
 };
 
 using NetworkPtr = std::shared_ptr<Network>;
@@ -58,5 +65,14 @@ struct ParamCounts {
   int64_t total = 0;   // trainable parameters
 };
 ParamCounts count_parameters(const Network& net);
+
+// Short lower-case name of a kind: "conv", "linear", "head", "norm", "bias".
+const char* kind_name(ParamKind kind);
+
+// For `lth info`: {"name", "num_classes", "in_channels", "image_size", "width",
+// "counts": {conv, linear, head, norm, bias, total}, "buffers": <entries>,
+// "parameters": [{"name", "kind", "shape", "numel"}, ...]} in state_dict order.
+// Include <nlohmann/json.hpp> to use the result.
+nlohmann::json describe_network(const Network& net);
 
 }  // namespace lth::models
