@@ -1,0 +1,32 @@
+#pragma once
+// Pruning strategies, chosen by name from a registry:
+//   magnitude_global     one threshold over all prunable weights (the reference)
+//   magnitude_layerwise  each layer keeps the same fraction of its remaining weights
+//   random_global        random positions, one global count
+//   random_layerwise     random positions, each layer keeps the same fraction
+// Every strategy keeps exactly round(remaining * keep_fraction) of the currently unmasked
+// weights (per layer or globally), never revives a pruned weight, and breaks ties in |w|
+// deterministically by position (parameter order by name, then flat index).
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "pruning/mask.h"
+
+namespace lth::pruning {
+
+struct PruneRequest {
+  const TensorMap& weights;   // scores come from these (e.g. the previous cycle's best_acc)
+  const MaskSet& previous;    // current masks; their keys are the prunable set
+  double keep_fraction = 0.8; // the reference's --pruning_ratio: fraction of remaining kept
+  uint64_t seed = 0;          // random strategies only
+};
+
+MaskSet prune(const std::string& strategy, const PruneRequest& request);
+std::vector<std::string> strategy_names();
+
+// Random masks with the same per-layer kept counts as `like` (the random-pruning control).
+MaskSet random_masks_like(const MaskSet& like, uint64_t seed);
+
+}  // namespace lth::pruning

@@ -1,0 +1,62 @@
+#include "train/run_log.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <fstream>
+#include <vector>
+
+namespace lth::train {
+
+RunLog::RunLog(const std::filesystem::path& dir, bool writer) : dir_(dir), writer_(writer) {
+  std::vector<spdlog::sink_ptr> sinks;
+  if (writer_) {
+    std::filesystem::create_directories(dir_);
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir_ / "log.txt").string()));
+  }
+  // Not registered globally: every run folder has its own logger, no hidden shared state.
+  logger_ = std::make_shared<spdlog::logger>("lth:" + dir_.string(), sinks.begin(), sinks.end());
+  logger_->set_pattern("[%Y-%m-%d %H:%M:%S] %v");
+  logger_->flush_on(spdlog::level::info);
+}
+
+RunLog::~RunLog() = default;
+
+void RunLog::info(const std::string& message) { logger_->info(message); }
+void RunLog::warn(const std::string& message) { logger_->warn("warning: " + message); }
+
+void RunLog::event(const std::string& name, nlohmann::json fields) {
+  if (!writer_) return;
+  fields["event"] = name;
+  fields["time"] = std::chrono::duration<double>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  std::ofstream out(dir_ / "metrics.jsonl", std::ios::app);
+  out << fields.dump() << '\n';
+  out.flush();
+}
+
+void RunLog::truncate_after(int64_t iteration) {
+  if (!writer_) return;
+  const auto path = dir_ / "metrics.jsonl";
+  std::ifstream in(path);
+  if (!in) return;
+  std::vector<std::string> kept;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) continue;  // a torn last line from a crash
+    if (j.contains("iteration") && j["iteration"].get<int64_t>() > iteration) continue;
+    kept.push_back(line);
+  }
+  in.close();
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& line : kept) out << line << '\n';
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace lth::train

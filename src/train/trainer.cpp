@@ -1,0 +1,371 @@
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "common/error.h"
+#include "data/loader.h"
+#include "eval/evaluator.h"
+#include "io/checkpoint.h"
+#include "train/loss_scale.h"
+#include "train/precision.h"
+
+namespace lth::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// Everything besides tensors that resuming needs, stored as the checkpoint's "trainer" JSON.
+struct PhaseState {
+  int64_t iteration = 0;
+  data::LoaderPosition position;
+  double best_acc = -1;
+  int64_t best_iteration = 0;
+  double window_loss_sum = 0;  // training loss summed since the last evaluation
+  int64_t window_count = 0;
+  nlohmann::json scaler = nlohmann::json::object();
+  bool complete = false;
+
+  nlohmann::json to_json() const {
+    return {{"iteration", iteration},  {"epoch", position.epoch},
+            {"batch", position.batch}, {"best_acc", best_acc},
+            {"best_iteration", best_iteration}, {"window_loss_sum", window_loss_sum},
+            {"window_count", window_count}, {"loss_scaler", scaler},
+            {"complete", complete}};
+  }
+  static PhaseState from_json(const nlohmann::json& j) {
+    PhaseState s;
+    s.iteration = j.at("iteration").get<int64_t>();
+    s.position = {j.at("epoch").get<int64_t>(), j.at("batch").get<int64_t>()};
+    s.best_acc = j.at("best_acc").get<double>();
+    s.best_iteration = j.at("best_iteration").get<int64_t>();
+    s.window_loss_sum = j.at("window_loss_sum").get<double>();
+    s.window_count = j.at("window_count").get<int64_t>();
+    s.scaler = j.value("loss_scaler", nlohmann::json::object());
+    s.complete = j.value("complete", false);
+    return s;
+  }
+};
+
+std::string iteration_file(int64_t iteration) {
+  return fmt::format("iter_{:06d}.safetensors", iteration);
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, (s / 60) % 60);
+  return fmt::format("{}m{:02d}s", s / 60, s % 60);
+}
+
+// A single self-overwriting status line on a terminal; silent otherwise (logs carry it).
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool enabled) : enabled_(enabled && ::isatty(STDERR_FILENO)) {}
+  ~ProgressLine() { clear(); }
+  bool due() {
+    if (!enabled_) return false;
+    const auto now = Clock::now();
+    if (now - last_ < std::chrono::milliseconds(500)) return false;
+    last_ = now;
+    return true;
+  }
+  void show(const std::string& text) {
+    std::fprintf(stderr, "\r\033[K%s", text.c_str());
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void clear() {
+    if (shown_) std::fprintf(stderr, "\r\033[K");
+    shown_ = false;
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  Clock::time_point last_{};
+};
+
+class Phase {
+ public:
+  Phase(const TrainConfig& config, TrainInputs& inputs, RunLog& log)
+      : config_(config), in_(inputs), log_(log), net_(*inputs.net),
+        comm_(inputs.comm ? inputs.comm : std::make_shared<dist::Communicator>()),
+        progress_(config.progress && comm_->is_root()) {}
+
+  TrainResult run() {
+    require(config_.schedule.total_steps > 0, "the number of iterations must be positive");
+    require(config_.eval_every > 0, "--eval_every must be positive");
+    net_.to(config_.device);
+    const bool resumed = try_resume();
+    if (state_.complete) return result();
+    make_optimizer(resumed);
+    data::Loader loader(in_.train_set, loader_options(), state_.position);
+    net_.train();
+    start_ = Clock::now();
+    start_iteration_ = state_.iteration;
+    while (state_.iteration < config_.schedule.total_steps) {
+      auto batch = loader.next();
+      train_step(*batch);
+      state_.position = loader.position();
+      if (state_.iteration % config_.eval_every == 0 ||
+          state_.iteration == config_.schedule.total_steps) {
+        if (!evaluate_and_checkpoint()) return result();
+      } else if (config_.ckpt_every > 0 && state_.iteration % config_.ckpt_every == 0) {
+        save_resumable();
+      }
+    }
+    state_.complete = true;
+    save_resumable();
+    progress_.clear();
+    log_.event("done", {{"iteration", state_.iteration}, {"best_acc", state_.best_acc},
+                        {"best_iteration", state_.best_iteration}});
+    return result();
+  }
+
+ private:
+  TrainResult result() const {
+    return TrainResult{state_.iteration, state_.best_acc, state_.best_iteration, diverged_};
+  }
+
+  data::LoaderOptions loader_options() const {
+    data::LoaderOptions o;
+    o.batch_size = config_.batch_size;
+    o.num_workers = config_.num_workers;
+    o.prefetch_factor = config_.prefetch_factor;
+    o.seed = config_.seed;
+    o.rank = comm_->rank();
+    o.world_size = comm_->world_size();
+    return o;
+  }
+
+  bool try_resume() {
+    const auto path = log_.dir() / "last.safetensors";
+    if (!fs::exists(path)) {
+      log_.event("start", {{"iteration", 0}});
+      return false;
+    }
+    auto ckpt = io::load_checkpoint(path);
+    pruning::load_state(net_, ckpt.state, path.string());
+    for (auto& [name, mask] : ckpt.masks) mask = mask.to(config_.device);
+    in_.masks = ckpt.masks;
+    state_ = PhaseState::from_json(ckpt.trainer);
+    resume_momentum_ = std::move(ckpt.momentum);
+    log_.truncate_after(state_.iteration);
+    log_.info(fmt::format("resuming {} at iteration {}", log_.dir().string(), state_.iteration));
+    log_.event("resume", {{"iteration", state_.iteration}});
+    return true;
+  }
+
+  void make_optimizer(bool resumed) {
+    std::vector<std::pair<std::string, torch::Tensor>> params;
+    for (auto& item : net_.named_parameters()) params.emplace_back(item.key(), item.value());
+    for (auto& [name, mask] : in_.masks) mask = mask.to(config_.device);
+    optimizer_ = std::make_unique<MaskedSgd>(params, in_.masks, config_.sgd);
+    if (resumed) optimizer_->load_momentum(resume_momentum_, "last.safetensors");
+    scaler_.load(state_.scaler);
+    window_loss_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(config_.device));
+  }
+
+  // Forward/backward over micro-batches, gradient all-reduce, (un)scaling, masked update.
+  void train_step(const data::Batch& batch) {
+    const double lr = learning_rate(config_.schedule, state_.iteration);
+    optimizer_->zero_grad();
+    const int64_t n = batch.images.size(0);
+    const int64_t chunk = config_.micro_batch > 0 ? config_.micro_batch : std::max<int64_t>(n, 1);
+    // Mean over the global batch: each rank divides its summed loss by n * world_size and
+    // the all-reduce sums the ranks' gradients.
+    const double denominator = static_cast<double>(std::max<int64_t>(n, 1) * comm_->world_size());
+    const bool scaling = config_.mixed_precision && config_.device.is_cuda();
+    const double scale = scaling ? scaler_.scale() : 1.0;
+    for (int64_t begin = 0; begin < n; begin += chunk) {
+      const int64_t len = std::min(chunk, n - begin);
+      auto images = batch.images.narrow(0, begin, len).to(config_.device, /*non_blocking=*/true);
+      auto labels = batch.labels.narrow(0, begin, len).to(config_.device, /*non_blocking=*/true);
+      torch::Tensor loss;
+      {
+        AutocastGuard autocast(config_.mixed_precision, config_.device);
+        auto logits = net_.forward(images);
+        loss = torch::nn::functional::cross_entropy(
+            logits.to(torch::kFloat32), labels,
+            torch::nn::functional::CrossEntropyFuncOptions()
+                .reduction(torch::kSum)
+                .label_smoothing(config_.label_smoothing));
+      }
+      (loss * (scale / denominator)).backward();
+      window_loss_ += loss.detach().to(torch::kFloat64);
+    }
+    state_.window_count += n;
+    all_reduce_gradients();
+    bool apply = true;
+    if (scaling) apply = scaler_.update(unscale_and_check());
+    if (apply) optimizer_->step(lr);
+    ++state_.iteration;
+    show_progress(lr);
+  }
+
+  void all_reduce_gradients() {
+    if (comm_->world_size() == 1) return;
+    std::vector<torch::Tensor> grads;
+    for (auto& p : net_.parameters()) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    // One flat bucket: a single collective per step instead of one per parameter.
+    std::vector<torch::Tensor> flat{torch::cat([&] {
+      std::vector<torch::Tensor> views;
+      for (auto& g : grads) views.push_back(g.reshape({-1}));
+      return views;
+    }())};
+    comm_->all_reduce_sum(flat);
+    int64_t offset = 0;
+    for (auto& g : grads) {
+      g.copy_(flat[0].narrow(0, offset, g.numel()).view_as(g));
+      offset += g.numel();
+    }
+  }
+
+  // Divides gradients by the loss scale; true if any is inf/NaN (then the step is skipped).
+  bool unscale_and_check() {
+    auto found = torch::zeros({}, torch::TensorOptions().device(config_.device));
+    for (auto& p : net_.parameters()) {
+      if (!p.grad().defined()) continue;
+      p.mutable_grad().div_(scaler_.scale());
+      found += p.grad().isfinite().logical_not().any();
+    }
+    return found.item<float>() > 0;
+  }
+
+  void show_progress(double lr) {
+    if (!progress_.due()) return;
+    const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    const auto done = state_.iteration - start_iteration_;
+    const double ips = done * config_.batch_size / std::max(seconds, 1e-9);
+    const double eta = (config_.schedule.total_steps - state_.iteration) * seconds / std::max<int64_t>(done, 1);
+    const double loss = state_.window_count > 0
+                            ? (state_.window_loss_sum + window_loss_.item<double>()) / state_.window_count
+                            : 0.0;
+    progress_.show(fmt::format("iter {}/{}  loss {:.4f}  lr {:.4g}  {:.1f} img/s  ETA {}",
+                               state_.iteration, config_.schedule.total_steps, loss, lr, ips,
+                               format_duration(eta)));
+  }
+
+  double mean_window_loss() {
+    std::vector<torch::Tensor> sums{torch::tensor(
+        {state_.window_loss_sum + window_loss_.item<double>(), static_cast<double>(state_.window_count)},
+        torch::kFloat64)};
+    comm_->all_reduce_sum(sums);
+    return sums[0][0].item<double>() / std::max(sums[0][1].item<double>(), 1.0);
+  }
+
+  // The reference averages BN running statistics across devices before every evaluation.
+  void average_batchnorm_statistics() {
+    if (comm_->world_size() == 1) return;
+    std::vector<torch::Tensor> stats;
+    for (auto& item : net_.named_buffers()) {
+      const auto& name = item.key();
+      if (name.find("running_mean") != std::string::npos || name.find("running_var") != std::string::npos) {
+        stats.push_back(item.value());
+      }
+    }
+    comm_->all_reduce_sum(stats);
+    for (auto& s : stats) s.div_(comm_->world_size());
+  }
+
+  // Returns false when training must stop (NaN loss).
+  bool evaluate_and_checkpoint() {
+    progress_.clear();
+    const double train_loss = mean_window_loss();
+    const double lr = learning_rate(config_.schedule, state_.iteration - 1);
+    if (std::isnan(train_loss)) {
+      diverged_ = true;
+      log_.warn(fmt::format("mean training loss is NaN at iteration {}; stopping this phase",
+                            state_.iteration));
+      log_.event("diverged", {{"iteration", state_.iteration}});
+      return false;
+    }
+    average_batchnorm_statistics();
+    eval::EvalOptions eo;
+    eo.batch_size = config_.eval_batch_size;
+    eo.num_workers = config_.num_workers;
+    eo.device = config_.device;
+    eo.class_subset = in_.val_class_subset;
+    eo.rank = comm_->rank();
+    eo.world_size = comm_->world_size();
+    eo.all_reduce_sum = [this](torch::Tensor& t) {
+      std::vector<torch::Tensor> v{t};
+      comm_->all_reduce_sum(v);
+    };
+    const auto val = eval::evaluate(net_, in_.val_set, eo);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double ips = (state_.iteration - start_iteration_) * config_.batch_size / std::max(seconds, 1e-9);
+    const bool improved = val.accuracy > state_.best_acc;
+    if (improved) {
+      state_.best_acc = val.accuracy;
+      state_.best_iteration = state_.iteration;
+    }
+    log_.info(fmt::format("iter {:>6}  train_loss {:.4f}  val_acc {:.2f}%  val_nll {:.4f}  lr {:.4g}  "
+                          "{:.1f} img/s{}",
+                          state_.iteration, train_loss, 100 * val.accuracy, val.nll, lr, ips,
+                          improved ? "  *best*" : ""));
+    log_.event("eval", {{"iteration", state_.iteration}, {"train_loss", train_loss},
+                        {"val_acc", val.accuracy}, {"val_nll", val.nll}, {"val_ece", val.ece},
+                        {"lr", lr}, {"images_per_sec", ips}, {"best_acc", state_.best_acc},
+                        {"skipped", val.skipped}});
+    state_.window_loss_sum = 0;
+    state_.window_count = 0;
+    window_loss_.zero_();
+    if (improved) save(log_.dir() / "best_acc.safetensors", /*with_momentum=*/false);
+    if (config_.periodic_ckpt) save(log_.dir() / iteration_file(state_.iteration), false);
+    if (config_.ckpt_every == 0 || state_.iteration % config_.ckpt_every == 0) save_resumable();
+    return true;
+  }
+
+  void save_resumable() {
+    state_.window_loss_sum += window_loss_.item<double>();
+    window_loss_.zero_();
+    save(log_.dir() / "last.safetensors", /*with_momentum=*/true);
+  }
+
+  void save(const fs::path& path, bool with_momentum) {
+    state_.scaler = scaler_.state();
+    if (!comm_->is_root()) return;
+    io::Checkpoint ckpt;
+    ckpt.iteration = state_.iteration;
+    ckpt.state = pruning::snapshot_state(net_);
+    ckpt.masks = in_.masks;
+    if (with_momentum) ckpt.momentum = optimizer_->momentum();
+    ckpt.config = in_.config;
+    if (state_.best_acc >= 0) ckpt.best_acc = state_.best_acc;
+    ckpt.trainer = state_.to_json();
+    io::save_checkpoint(path, ckpt);
+  }
+
+  const TrainConfig& config_;
+  TrainInputs& in_;
+  RunLog& log_;
+  models::Network& net_;
+  dist::CommunicatorPtr comm_;
+  ProgressLine progress_;
+  PhaseState state_;
+  std::map<std::string, torch::Tensor> resume_momentum_;
+  std::unique_ptr<MaskedSgd> optimizer_;
+  LossScaler scaler_;
+  torch::Tensor window_loss_;
+  Clock::time_point start_;
+  int64_t start_iteration_ = 0;
+  bool diverged_ = false;
+};
+
+}  // namespace
+
+TrainResult run_training(const TrainConfig& config, TrainInputs& inputs, RunLog& log) {
+  return Phase(config, inputs, log).run();
+}
+
+}  // namespace lth::train
