@@ -1,0 +1,259 @@
+#include "data/imagenet/codec.h"
+
+#include <png.h>
+#include <turbojpeg.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "common/error.h"
+
+namespace lth::data::imagenet {
+namespace {
+
+// Owns a TurboJPEG handle; one per thread and direction, so decoding never locks.
+class TjHandle {
+ public:
+  explicit TjHandle(tjhandle h) : h_(h) {
+    if (h_ == nullptr) throw std::runtime_error("TurboJPEG: cannot create a handle");
+  }
+  ~TjHandle() { tjDestroy(h_); }
+  TjHandle(const TjHandle&) = delete;
+  TjHandle& operator=(const TjHandle&) = delete;
+  tjhandle get() const { return h_; }
+  std::string error() const { return tjGetErrorStr2(h_); }
+
+ private:
+  tjhandle h_;
+};
+
+tjhandle decompressor() {
+  thread_local TjHandle handle(tjInitDecompress());
+  return handle.get();
+}
+
+tjhandle compressor() {
+  thread_local TjHandle handle(tjInitCompress());
+  return handle.get();
+}
+
+// Frees a buffer that TurboJPEG allocated.
+struct TjFree {
+  void operator()(unsigned char* p) const { tjFree(p); }
+};
+
+bool is_jpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
+
+bool is_png(const uint8_t* d, size_t n) {
+  static const uint8_t magic[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  return n >= 8 && std::memcmp(d, magic, 8) == 0;
+}
+
+uint32_t big_endian32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+ImageInfo probe_jpeg(const uint8_t* data, size_t size) {
+  int w = 0, h = 0, subsamp = 0, colorspace = 0;
+  if (tjDecompressHeader3(decompressor(), data, static_cast<unsigned long>(size), &w, &h, &subsamp,
+                          &colorspace) != 0) {
+    throw DecodeError(std::string("bad JPEG header: ") + tjGetErrorStr2(decompressor()));
+  }
+  ImageInfo info;
+  info.format = ImageFormat::Jpeg;
+  info.width = w;
+  info.height = h;
+  info.cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  info.gray = colorspace == TJCS_GRAY;
+  return info;
+}
+
+ImageInfo probe_png(const uint8_t* data, size_t size) {
+  // Signature (8), IHDR length (4), "IHDR" (4), then width and height, big-endian.
+  if (size < 24 || std::memcmp(data + 12, "IHDR", 4) != 0) throw DecodeError("bad PNG header");
+  ImageInfo info;
+  info.format = ImageFormat::Png;
+  info.width = static_cast<int>(big_endian32(data + 16));
+  info.height = static_cast<int>(big_endian32(data + 20));
+  return info;
+}
+
+// TurboJPEG reports recoverable libjpeg warnings as errors with code TJERR_WARNING. Most are
+// harmless (ImageNet has files with "extraneous bytes before marker"), but a premature end
+// means the bottom of the picture is missing: that sample is unreadable.
+bool warning_is_fatal(const std::string& message) {
+  std::string lower = message;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return lower.find("premature end") != std::string::npos;
+}
+
+// Adobe-inverted CMYK (what Photoshop writes) to RGB: each stored ink is 255 - ink, so
+// R = (255 - C)(255 - K)/255 = c' k' / 255, the conversion PIL applies to such files.
+void inverted_cmyk_to_rgb(const uint8_t* cmyk, size_t pixels, uint8_t* rgb) {
+  for (size_t i = 0; i < pixels; ++i, cmyk += 4, rgb += 3) {
+    const unsigned k = cmyk[3];
+    rgb[0] = static_cast<uint8_t>((cmyk[0] * k + 127) / 255);
+    rgb[1] = static_cast<uint8_t>((cmyk[1] * k + 127) / 255);
+    rgb[2] = static_cast<uint8_t>((cmyk[2] * k + 127) / 255);
+  }
+}
+
+void decode_jpeg(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale,
+                 RgbImage& out) {
+  const int w = scale.apply(info.width);
+  const int h = scale.apply(info.height);
+  const size_t n = static_cast<size_t>(w) * static_cast<size_t>(h);
+  out.width = w;
+  out.height = h;
+  out.pixels.resize(n * 3);
+  // CMYK cannot be converted to RGB by libjpeg: decode the inks, convert here.
+  thread_local std::vector<uint8_t> cmyk;
+  if (info.cmyk) cmyk.resize(n * 4);
+  uint8_t* target = info.cmyk ? cmyk.data() : out.pixels.data();
+  const int rc = tjDecompress2(decompressor(), data, static_cast<unsigned long>(size), target, w,
+                               0, h, info.cmyk ? TJPF_CMYK : TJPF_RGB, 0);
+  if (rc != 0) {
+    const std::string message = tjGetErrorStr2(decompressor());
+    if (tjGetErrorCode(decompressor()) == TJERR_FATAL || warning_is_fatal(message)) {
+      throw DecodeError("JPEG decode failed: " + message);
+    }
+  }
+  if (info.cmyk) inverted_cmyk_to_rgb(cmyk.data(), n, out.pixels.data());
+}
+
+void decode_png(const uint8_t* data, size_t size, RgbImage& out) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&image, data, size)) {
+    throw DecodeError(std::string("PNG decode failed: ") + image.message);
+  }
+  // Alpha, if any, is dropped (as PIL's convert("RGB") does), not composited.
+  const bool alpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+  image.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
+  thread_local std::vector<uint8_t> buffer;
+  buffer.resize(PNG_IMAGE_SIZE(image));
+  if (!png_image_finish_read(&image, nullptr, buffer.data(), 0, nullptr)) {
+    const std::string message = image.message;
+    png_image_free(&image);
+    throw DecodeError("PNG decode failed: " + message);
+  }
+  out.width = static_cast<int>(image.width);
+  out.height = static_cast<int>(image.height);
+  const size_t n = static_cast<size_t>(out.width) * static_cast<size_t>(out.height);
+  out.pixels.resize(n * 3);
+  if (!alpha) {
+    std::memcpy(out.pixels.data(), buffer.data(), n * 3);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) std::memcpy(&out.pixels[3 * i], &buffer[4 * i], 3);
+}
+
+}  // namespace
+
+ImageInfo probe(const uint8_t* data, size_t size) {
+  if (size == 0) throw DecodeError("empty file");
+  ImageInfo info;
+  if (is_jpeg(data, size)) {
+    info = probe_jpeg(data, size);
+  } else if (is_png(data, size)) {
+    info = probe_png(data, size);
+  } else {
+    throw DecodeError("unknown image format (neither JPEG nor PNG)");
+  }
+  if (info.width <= 0 || info.height <= 0 || info.width > (1 << 16) || info.height > (1 << 16)) {
+    throw DecodeError("implausible image size " + std::to_string(info.width) + "x" +
+                      std::to_string(info.height));
+  }
+  return info;
+}
+
+void decode(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale, RgbImage& out) {
+  switch (info.format) {
+    case ImageFormat::Jpeg:
+      decode_jpeg(data, size, info, scale, out);
+      return;
+    case ImageFormat::Png:
+      decode_png(data, size, out);
+      return;
+    case ImageFormat::Unknown:
+      break;
+  }
+  throw DecodeError("unknown image format");
+}
+
+Scale choose_scale(int crop_w, int crop_h, int min_side) {
+  for (int denom : {8, 4, 2}) {
+    const Scale s{1, denom};
+    // The crop's extent at that scale, as a real number: the resize samples it fractionally.
+    if (static_cast<double>(crop_w) / denom >= min_side &&
+        static_cast<double>(crop_h) / denom >= min_side) {
+      return s;
+    }
+  }
+  return Scale{};
+}
+
+std::vector<uint8_t> encode_jpeg(const uint8_t* pixels, int width, int height, JpegPixels kind,
+                                 int quality, bool subsample_420) {
+  int format = TJPF_RGB;
+  int subsamp = subsample_420 ? TJSAMP_420 : TJSAMP_444;
+  if (kind == JpegPixels::Gray) {
+    format = TJPF_GRAY;
+    subsamp = TJSAMP_GRAY;
+  } else if (kind == JpegPixels::InvertedCmyk) {
+    format = TJPF_CMYK;  // stored as YCCK with an Adobe marker, like Photoshop's files
+  }
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  if (tjCompress2(compressor(), pixels, width, 0, height, format, &buffer, &size, subsamp, quality,
+                  TJFLAG_ACCURATEDCT) != 0) {
+    tjFree(buffer);
+    throw std::runtime_error(std::string("TurboJPEG encode failed: ") + tjGetErrorStr2(compressor()));
+  }
+  std::unique_ptr<unsigned char, TjFree> owned(buffer);
+  return std::vector<uint8_t>(buffer, buffer + size);
+}
+
+std::vector<uint8_t> encode_png(const uint8_t* rgb, int width, int height) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(width);
+  image.height = static_cast<png_uint_32>(height);
+  image.format = PNG_FORMAT_RGB;
+  png_alloc_size_t size = 0;
+  if (!png_image_write_get_memory_size(image, size, 0, rgb, 0, nullptr)) {
+    throw std::runtime_error(std::string("PNG encode failed: ") + image.message);
+  }
+  std::vector<uint8_t> out(size);
+  if (!png_image_write_to_memory(&image, out.data(), &size, 0, rgb, 0, nullptr)) {
+    throw std::runtime_error(std::string("PNG encode failed: ") + image.message);
+  }
+  out.resize(size);
+  return out;
+}
+
+void read_file(const std::filesystem::path& path, std::vector<uint8_t>& out) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) throw DecodeError(std::string("cannot open: ") + std::strerror(errno));
+  if (std::fseek(file.get(), 0, SEEK_END) != 0) throw DecodeError("cannot seek");
+  const long size = std::ftell(file.get());
+  if (size < 0) throw DecodeError("cannot tell size");
+  std::rewind(file.get());
+  out.resize(static_cast<size_t>(size));
+  if (size > 0 && std::fread(out.data(), 1, out.size(), file.get()) != out.size()) {
+    throw DecodeError("short read");
+  }
+}
+
+void write_file(const std::filesystem::path& path, const std::vector<uint8_t>& bytes) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
+  require(file != nullptr, "cannot write " + path.string() + ": " + std::strerror(errno));
+  require(bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), file.get()) == bytes.size(),
+          "cannot write " + path.string() + ": " + std::strerror(errno));
+}
+
+}  // namespace lth::data::imagenet

@@ -1,0 +1,124 @@
+// Decoding: every kind of file ImageNet throws at a reader, and DCT-scale choice.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "data/imagenet/codec.h"
+
+using namespace lth::data::imagenet;
+
+namespace {
+
+// A smooth RGB test picture (JPEG reproduces it within a few levels).
+std::vector<uint8_t> gradient(int w, int h) {
+  std::vector<uint8_t> rgb(size_t(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = &rgb[(size_t(y) * w + x) * 3];
+      p[0] = uint8_t(255 * x / (w - 1));
+      p[1] = uint8_t(255 * y / (h - 1));
+      p[2] = uint8_t(128 + 60 * std::sin(x * 0.05));
+    }
+  return rgb;
+}
+
+double mean_abs_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += std::abs(int(a[i]) - int(b[i]));
+  return s / double(a.size());
+}
+
+RgbImage decode_all(const std::vector<uint8_t>& bytes, Scale scale = {}) {
+  RgbImage img;
+  decode(bytes.data(), bytes.size(), probe(bytes.data(), bytes.size()), scale, img);
+  return img;
+}
+
+}  // namespace
+
+TEST(Codec, JpegRoundTripIsClose) {
+  const auto rgb = gradient(64, 48);
+  const auto jpeg = encode_jpeg(rgb.data(), 64, 48, JpegPixels::Rgb, 95);
+  const ImageInfo info = probe(jpeg.data(), jpeg.size());
+  EXPECT_EQ(info.format, ImageFormat::Jpeg);
+  EXPECT_EQ(info.width, 64);
+  EXPECT_EQ(info.height, 48);
+  EXPECT_FALSE(info.cmyk);
+  const auto img = decode_all(jpeg);
+  ASSERT_EQ(img.width, 64);
+  ASSERT_EQ(img.height, 48);
+  EXPECT_LT(mean_abs_diff(img.pixels, rgb), 3.0);
+}
+
+TEST(Codec, GrayscaleJpegBecomesRgbWithEqualChannels) {
+  std::vector<uint8_t> gray(40 * 30);
+  for (size_t i = 0; i < gray.size(); ++i) gray[i] = uint8_t(i % 251);
+  const auto jpeg = encode_jpeg(gray.data(), 40, 30, JpegPixels::Gray, 90);
+  EXPECT_TRUE(probe(jpeg.data(), jpeg.size()).gray);
+  const auto img = decode_all(jpeg);
+  ASSERT_EQ(img.pixels.size(), size_t(40 * 30 * 3));
+  for (size_t p = 0; p < size_t(40 * 30); ++p) {
+    EXPECT_EQ(img.pixels[3 * p], img.pixels[3 * p + 1]);
+    EXPECT_EQ(img.pixels[3 * p], img.pixels[3 * p + 2]);
+  }
+}
+
+TEST(Codec, CmykJpegIsConvertedToRgb) {
+  const auto rgb = gradient(48, 32);
+  std::vector<uint8_t> cmyk(48 * 32 * 4);
+  for (size_t p = 0; p < size_t(48 * 32); ++p) {
+    // Adobe-inverted inks with half black: expected RGB = value * 128 / 255.
+    for (int k = 0; k < 3; ++k) cmyk[4 * p + k] = rgb[3 * p + k];
+    cmyk[4 * p + 3] = 128;
+  }
+  const auto jpeg = encode_jpeg(cmyk.data(), 48, 32, JpegPixels::InvertedCmyk, 95);
+  EXPECT_TRUE(probe(jpeg.data(), jpeg.size()).cmyk);
+  const auto img = decode_all(jpeg);
+  std::vector<uint8_t> expected(rgb.size());
+  for (size_t i = 0; i < rgb.size(); ++i) expected[i] = uint8_t((rgb[i] * 128 + 127) / 255);
+  EXPECT_LT(mean_abs_diff(img.pixels, expected), 3.0);
+}
+
+TEST(Codec, PngIsDecodedExactly) {
+  const auto rgb = gradient(33, 17);
+  const auto png = encode_png(rgb.data(), 33, 17);
+  const ImageInfo info = probe(png.data(), png.size());
+  EXPECT_EQ(info.format, ImageFormat::Png);
+  EXPECT_EQ(info.width, 33);
+  EXPECT_EQ(info.height, 17);
+  EXPECT_EQ(decode_all(png).pixels, rgb);
+}
+
+TEST(Codec, UnreadableInputsThrowDecodeError) {
+  const auto rgb = gradient(64, 64);
+  auto jpeg = encode_jpeg(rgb.data(), 64, 64, JpegPixels::Rgb, 90);
+  jpeg.resize(jpeg.size() * 6 / 10);
+  EXPECT_THROW(decode_all(jpeg), DecodeError);  // truncated: "premature end"
+  const std::vector<uint8_t> empty;
+  EXPECT_THROW(probe(empty.data(), 0), DecodeError);
+  const std::vector<uint8_t> text = {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'};
+  EXPECT_THROW(probe(text.data(), text.size()), DecodeError);
+  std::vector<uint8_t> header_only(jpeg.begin(), jpeg.begin() + 4);
+  EXPECT_THROW(probe(header_only.data(), header_only.size()), DecodeError);
+}
+
+TEST(Codec, ChoosesLargestScaleKeepingTheCrop) {
+  EXPECT_EQ(choose_scale(448, 448, 224).denom, 2);
+  EXPECT_EQ(choose_scale(447, 600, 224).denom, 1);
+  EXPECT_EQ(choose_scale(900, 900, 224).denom, 4);
+  EXPECT_EQ(choose_scale(1800, 1792, 224).denom, 8);
+  EXPECT_EQ(choose_scale(100, 100, 224).denom, 1);
+}
+
+TEST(Codec, ScaledDecodeRoundsSizesUp) {
+  const auto rgb = gradient(101, 67);
+  const auto jpeg = encode_jpeg(rgb.data(), 101, 67, JpegPixels::Rgb, 90);
+  const auto half = decode_all(jpeg, Scale{1, 2});
+  EXPECT_EQ(half.width, 51);
+  EXPECT_EQ(half.height, 34);
+  const auto eighth = decode_all(jpeg, Scale{1, 8});
+  EXPECT_EQ(eighth.width, 13);
+  EXPECT_EQ(eighth.height, 9);
+}
