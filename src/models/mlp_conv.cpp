@@ -29,8 +29,8 @@ class MlpHead {
  public:
   MlpHead(nn::Module& owner, int64_t in, const std::vector<int64_t>& hidden, int64_t classes) {
     for (int64_t width : hidden) {
-      hidden_.push_back(owner.register_module("fc" + std::to_string(hidden_.size() + 1),
-                                              nn::Linear(in, width)));
+      hidden_.push_back(
+          owner.register_module("fc" + std::to_string(hidden_.size() + 1), nn::Linear(in, width)));
       in = width;
     }
     fc_ = owner.register_module("fc", nn::Linear(in, classes));
@@ -48,8 +48,8 @@ class MlpHead {
 class LeNet : public NetworkBase {
  public:
   explicit LeNet(const ModelConfig& c)
-      : NetworkBase(c), mlp_(*this, c.in_channels * c.image_size * c.image_size, {300, 100},
-                             c.num_classes) {
+      : NetworkBase(c),
+        mlp_(*this, c.in_channels * c.image_size * c.image_size, {300, 100}, c.num_classes) {
     require_unit_width(c);
     index_parameters();
   }

@@ -8,12 +8,12 @@
 // Every network's classifier is the module `fc`; all other layers are named after it
 // (conv1, fc1, layer3.2.conv2, ...). Initial weights depend only on the seed and on each
 // parameter's name (see init.h), never on thread count or the global generator's state.
-#include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -32,8 +32,8 @@ struct ModelConfig {
   std::string name = "lenet300_100";
   int64_t num_classes = 10;
   int64_t in_channels = 1;
-  int64_t image_size = 28;  // square inputs; ResNets pick the CIFAR stem for <= 64
-  int64_t width = 1;        // width multiplier (ResNets)
+  int64_t image_size = 28;                 // square inputs; ResNets pick the CIFAR stem for <= 64
+  int64_t width = 1;                       // width multiplier (ResNets)
   std::vector<double> pixel_mean{0.2860};  // per channel, in [0, 1] units
   std::vector<double> pixel_std{0.3530};
 };
@@ -60,9 +60,9 @@ struct ParamCounts {
   int64_t conv = 0;    // conv kernels
   int64_t linear = 0;  // non-head linear weights
   int64_t head = 0;
-  int64_t norm = 0;    // BN scale + bias
+  int64_t norm = 0;  // BN scale + bias
   int64_t bias = 0;
-  int64_t total = 0;   // trainable parameters
+  int64_t total = 0;  // trainable parameters
 };
 ParamCounts count_parameters(const Network& net);
 

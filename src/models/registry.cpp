@@ -1,9 +1,9 @@
 // The table of networks by name, and the helpers that read any Network.
-#include <nlohmann/json.hpp>
+#include "common/registry.h"
 
 #include <functional>
+#include <nlohmann/json.hpp>
 
-#include "common/registry.h"
 #include "models/mlp_conv.h"
 #include "models/network.h"
 #include "models/resnet.h"
@@ -15,24 +15,27 @@ using Factory = std::function<NetworkPtr(const ModelConfig&, uint64_t)>;
 
 void fill(Registry<Factory>& r) {
   for (int depth : {18, 34, 50, 101, 152}) {
-    r.add("resnet" + std::to_string(depth),
-          [depth](const ModelConfig& c, uint64_t seed) {
-            return make_resnet(c, imagenet_resnet_spec(depth), seed);
-          },
-          "ImageNet ResNet-" + std::to_string(depth));
+    r.add(
+        "resnet" + std::to_string(depth),
+        [depth](const ModelConfig& c, uint64_t seed) {
+          return make_resnet(c, imagenet_resnet_spec(depth), seed);
+        },
+        "ImageNet ResNet-" + std::to_string(depth));
   }
   for (int depth : {20, 32, 44, 56, 110}) {
-    r.add("resnet" + std::to_string(depth),
-          [depth](const ModelConfig& c, uint64_t seed) {
-            return make_resnet(c, cifar_resnet_spec(depth), seed);
-          },
-          "CIFAR ResNet-" + std::to_string(depth));
+    r.add(
+        "resnet" + std::to_string(depth),
+        [depth](const ModelConfig& c, uint64_t seed) {
+          return make_resnet(c, cifar_resnet_spec(depth), seed);
+        },
+        "CIFAR ResNet-" + std::to_string(depth));
   }
   r.add("lenet300_100", make_lenet300_100, "MLP 300-100 (Frankle & Carbin)");
   for (int pairs : {1, 2, 3}) {
-    r.add("conv" + std::to_string(2 * pairs),
-          [pairs](const ModelConfig& c, uint64_t seed) { return make_conv(c, pairs, seed); },
-          "Conv-" + std::to_string(2 * pairs) + " (Frankle & Carbin)");
+    r.add(
+        "conv" + std::to_string(2 * pairs),
+        [pairs](const ModelConfig& c, uint64_t seed) { return make_conv(c, pairs, seed); },
+        "Conv-" + std::to_string(2 * pairs) + " (Frankle & Carbin)");
   }
 }
 
@@ -58,11 +61,21 @@ ParamCounts count_parameters(const Network& net) {
   for (const auto& p : net.named_parameters()) {
     const int64_t n = p.value().numel();
     switch (net.kind_of(p.key())) {
-      case ParamKind::ConvKernel: counts.conv += n; break;
-      case ParamKind::Linear: counts.linear += n; break;
-      case ParamKind::Head: counts.head += n; break;
-      case ParamKind::Norm: counts.norm += n; break;
-      case ParamKind::Bias: counts.bias += n; break;
+      case ParamKind::ConvKernel:
+        counts.conv += n;
+        break;
+      case ParamKind::Linear:
+        counts.linear += n;
+        break;
+      case ParamKind::Head:
+        counts.head += n;
+        break;
+      case ParamKind::Norm:
+        counts.norm += n;
+        break;
+      case ParamKind::Bias:
+        counts.bias += n;
+        break;
     }
     counts.total += n;
   }
@@ -71,11 +84,16 @@ ParamCounts count_parameters(const Network& net) {
 
 const char* kind_name(ParamKind kind) {
   switch (kind) {
-    case ParamKind::ConvKernel: return "conv";
-    case ParamKind::Linear: return "linear";
-    case ParamKind::Head: return "head";
-    case ParamKind::Norm: return "norm";
-    case ParamKind::Bias: return "bias";
+    case ParamKind::ConvKernel:
+      return "conv";
+    case ParamKind::Linear:
+      return "linear";
+    case ParamKind::Head:
+      return "head";
+    case ParamKind::Norm:
+      return "norm";
+    case ParamKind::Bias:
+      return "bias";
   }
   return "?";
 }
@@ -83,16 +101,25 @@ const char* kind_name(ParamKind kind) {
 nlohmann::json describe_network(const Network& net) {
   const auto& c = net.config();
   const auto counts = count_parameters(net);
-  nlohmann::json out = {
-      {"name", c.name}, {"num_classes", c.num_classes}, {"in_channels", c.in_channels},
-      {"image_size", c.image_size}, {"width", c.width},
-      {"counts", {{"conv", counts.conv}, {"linear", counts.linear}, {"head", counts.head},
-                  {"norm", counts.norm}, {"bias", counts.bias}, {"total", counts.total}}},
-      {"buffers", net.named_buffers().size()}};
+  nlohmann::json out = {{"name", c.name},
+                        {"num_classes", c.num_classes},
+                        {"in_channels", c.in_channels},
+                        {"image_size", c.image_size},
+                        {"width", c.width},
+                        {"counts",
+                         {{"conv", counts.conv},
+                          {"linear", counts.linear},
+                          {"head", counts.head},
+                          {"norm", counts.norm},
+                          {"bias", counts.bias},
+                          {"total", counts.total}}},
+                        {"buffers", net.named_buffers().size()}};
   auto& params = out["parameters"] = nlohmann::json::array();
   for (const auto& p : net.named_parameters()) {
-    params.push_back({{"name", p.key()}, {"kind", kind_name(net.kind_of(p.key()))},
-                      {"shape", p.value().sizes().vec()}, {"numel", p.value().numel()}});
+    params.push_back({{"name", p.key()},
+                      {"kind", kind_name(net.kind_of(p.key()))},
+                      {"shape", p.value().sizes().vec()},
+                      {"numel", p.value().numel()}});
   }
   return out;
 }

@@ -38,8 +38,8 @@ class BlockImpl : public nn::Module {
     torch::NoGradGuard no_grad;
     bns_.back()->weight.zero_();
     if (stride != 1 || in != out) {
-      downsample_ = register_module("downsample", nn::Sequential(conv(in, out, 1, stride),
-                                                                 batch_norm(out)));
+      downsample_ =
+          register_module("downsample", nn::Sequential(conv(in, out, 1, stride), batch_norm(out)));
     }
   }
 
@@ -70,17 +70,17 @@ class ResNet : public NetworkBase {
   ResNet(const ModelConfig& config, const ResNetSpec& spec) : NetworkBase(config) {
     int64_t channels = spec.base_planes * config.width;
     pool_stem_ = !spec.cifar_family && config.image_size > 64;
-    conv1_ = register_module("conv1", conv(config.in_channels, channels, pool_stem_ ? 7 : 3,
-                                           pool_stem_ ? 2 : 1));
+    conv1_ = register_module(
+        "conv1", conv(config.in_channels, channels, pool_stem_ ? 7 : 3, pool_stem_ ? 2 : 1));
     bn1_ = register_module("bn1", batch_norm(channels));
     for (size_t i = 0; i < spec.blocks.size(); ++i) {
       const int64_t planes = (spec.base_planes << i) * config.width;
-      layers_.push_back(register_module("layer" + std::to_string(i + 1),
-                                        make_stage(channels, planes, i == 0 ? 1 : 2,
-                                                   spec.blocks[i], spec.bottleneck)));
+      layers_.push_back(register_module(
+          "layer" + std::to_string(i + 1),
+          make_stage(channels, planes, i == 0 ? 1 : 2, spec.blocks[i], spec.bottleneck)));
     }
-    fc_ = register_module("fc", nn::Linear(nn::LinearOptions(channels, config.num_classes)
-                                               .bias(false)));
+    fc_ = register_module("fc",
+                          nn::Linear(nn::LinearOptions(channels, config.num_classes).bias(false)));
     index_parameters();
   }
 
@@ -124,12 +124,18 @@ class ResNet : public NetworkBase {
 
 ResNetSpec imagenet_resnet_spec(int depth) {
   switch (depth) {
-    case 18: return {false, {2, 2, 2, 2}, 64, false};
-    case 34: return {false, {3, 4, 6, 3}, 64, false};
-    case 50: return {true, {3, 4, 6, 3}, 64, false};
-    case 101: return {true, {3, 4, 23, 3}, 64, false};
-    case 152: return {true, {3, 8, 36, 3}, 64, false};
-    default: throw UserError("no ImageNet ResNet of depth " + std::to_string(depth));
+    case 18:
+      return {false, {2, 2, 2, 2}, 64, false};
+    case 34:
+      return {false, {3, 4, 6, 3}, 64, false};
+    case 50:
+      return {true, {3, 4, 6, 3}, 64, false};
+    case 101:
+      return {true, {3, 4, 23, 3}, 64, false};
+    case 152:
+      return {true, {3, 8, 36, 3}, 64, false};
+    default:
+      throw UserError("no ImageNet ResNet of depth " + std::to_string(depth));
   }
 }
 

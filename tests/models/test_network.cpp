@@ -1,6 +1,6 @@
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
-#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
 #include "models/network.h"
@@ -23,9 +23,8 @@ bool same_parameters(const Network& a, const Network& b) {
 
 TEST(Registry, ListsEveryNetwork) {
   const std::vector<std::string> expected{
-      "conv2",     "conv4",    "conv6",    "lenet300_100", "resnet101", "resnet110",
-      "resnet152", "resnet18", "resnet20", "resnet32",     "resnet34",  "resnet44",
-      "resnet50",  "resnet56"};
+      "conv2",    "conv4",    "conv6",    "lenet300_100", "resnet101", "resnet110", "resnet152",
+      "resnet18", "resnet20", "resnet32", "resnet34",     "resnet44",  "resnet50",  "resnet56"};
   EXPECT_EQ(network_names(), expected);
 }
 
@@ -121,7 +120,7 @@ void expect_user_error(Network& net, const torch::Tensor& input, const std::stri
 TEST(Input, WrongDtypeOrShapeIsAUserError) {
   const auto net = make_network(config_for("resnet20", 3, 32), 1);
   const std::string expected = "takes uint8 images [N, H, W, 3]";
-  expect_user_error(*net, torch::zeros({2, 32, 32, 3}), expected);             // float
+  expect_user_error(*net, torch::zeros({2, 32, 32, 3}), expected);                // float
   expect_user_error(*net, torch::zeros({2, 3, 32, 32}, torch::kByte), expected);  // NCHW
   expect_user_error(*net, torch::zeros({32, 32, 3}, torch::kByte), expected);     // 3-D
   expect_user_error(*net, torch::Tensor(), "undefined");

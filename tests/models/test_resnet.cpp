@@ -100,8 +100,7 @@ TEST_F(ResNet50, ConvKernelsAreTruncatedHeNormal) {
     if (net_->kind_of(p.key()) != ParamKind::ConvKernel) continue;
     const auto& w = p.value();
     const double std = std::sqrt(2.0 / static_cast<double>(w.numel() / w.size(0)));
-    EXPECT_LE(w.abs().max().item<double>(), 2 * std / 0.87962566103423978 * (1 + 1e-6))
-        << p.key();
+    EXPECT_LE(w.abs().max().item<double>(), 2 * std / 0.87962566103423978 * (1 + 1e-6)) << p.key();
   }
   const auto big = param(*net_, "layer4.0.conv2.weight");  // 2.4M values, fan-in 4608
   const double expected = std::sqrt(2.0 / 4608);
@@ -150,7 +149,8 @@ TEST(ResNet, CifarFamilyShapesAndWidth) {
   EXPECT_NE(net->named_parameters().find("layer2.0.downsample.0.weight"), nullptr);
   // 9 blocks x 2 convs + stem + 2 shortcuts
   int convs = 0;
-  for (const auto& p : net->named_parameters()) convs += net->kind_of(p.key()) == ParamKind::ConvKernel;
+  for (const auto& p : net->named_parameters())
+    convs += net->kind_of(p.key()) == ParamKind::ConvKernel;
   EXPECT_EQ(convs, 21);
 }
 
@@ -167,6 +167,11 @@ TEST(ResNet, LogitsStartAtZeroAndGradientsFlow) {
   // Zero-scale last BNs still pass gradient to their own scale, and the shortcuts to the stem.
   for (const char* name : {"fc.weight", "layer1.0.bn2.weight", "conv1.weight"}) {
     EXPECT_GT(param(*net, name).grad().abs().max().item<float>(), 0.0f) << name;
+  }
+  // Activations run channels-last (see standardize), but parameters and their gradients
+  // keep the plain contiguous layout that optimizers and checkpoint writers expect.
+  for (const auto& p : net->named_parameters()) {
+    EXPECT_TRUE(p.value().is_contiguous() && p.value().grad().is_contiguous()) << p.key();
   }
 }
 
