@@ -1,0 +1,133 @@
+#include "eval/suite.h"
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+
+#include "common/error.h"
+#include "data/imagenet/class_index.h"
+#include "data/imagenet/folder_dataset.h"
+#include "data/imagenet/npy.h"
+
+namespace lth::eval {
+
+namespace fs = std::filesystem;
+namespace img = data::imagenet;
+
+namespace {
+
+enum class Layout { Wnid, WnidSubset, Numeric };
+
+struct FolderSet {
+  const char* name;
+  const char* relative;
+  Layout layout;
+};
+
+const std::vector<FolderSet>& folder_sets() {
+  static const std::vector<FolderSet> sets = {
+      {"imagenet", "imagenet/val", Layout::Wnid},
+      {"imagenet-v2", "imagenet-v2", Layout::Numeric},
+      {"imagenet-r", "imagenet-r", Layout::WnidSubset},
+      {"imagenet-a", "imagenet-a", Layout::WnidSubset},
+      {"imagenet-sketch", "imagenet-sketch", Layout::Wnid},
+  };
+  return sets;
+}
+
+bool wanted(const SuiteOptions& o, const std::string& name) {
+  return o.only.empty() || std::find(o.only.begin(), o.only.end(), name) != o.only.end();
+}
+
+std::shared_ptr<img::ImageFolderDataset> open_folder(const FolderSet& set, const fs::path& dir,
+                                                     const img::ClassIndex& index,
+                                                     const img::FolderOptions& options) {
+  switch (set.layout) {
+    case Layout::Wnid:
+      return img::open_wnid_dataset(set.name, dir, index, options);
+    case Layout::WnidSubset:
+      return img::open_wnid_subset_dataset(set.name, dir, index, options);
+    case Layout::Numeric:
+      break;
+  }
+  return img::open_numeric_dataset(set.name, dir, index.size(), options);
+}
+
+// "ImageNet-R_x224" -> "imagenetrx224": for recognising the subset arrays by name.
+std::string squash(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c)) out += static_cast<char>(std::tolower(c));
+  }
+  return out;
+}
+
+bool is_subset_array(const std::string& name) {
+  const std::string s = squash(name);
+  return s.rfind("imagenetr", 0) == 0 || s.rfind("imageneta", 0) == 0;
+}
+
+std::vector<fs::path> array_folders(const fs::path& root) {
+  static const std::regex pattern(".+_x[0-9]+");
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (entry.is_directory() && std::regex_match(entry.path().filename().string(), pattern) &&
+        fs::exists(entry.path() / "test_images.npy") && fs::exists(entry.path() / "test_labels.npy")) {
+      out.push_back(entry.path());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& standard_test_sets() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const auto& s : folder_sets()) n.emplace_back(s.name);
+    return n;
+  }();
+  return names;
+}
+
+TestSuite discover_test_suite(const fs::path& data_root, const SuiteOptions& options) {
+  std::error_code ec;
+  require(fs::is_directory(data_root, ec), "--data_root " + data_root.string() + " is not a folder");
+  const auto index = img::ClassIndex::for_data_root(data_root);
+  img::FolderOptions folder_options;
+  folder_options.size = static_cast<int>(options.image_size);
+  folder_options.train = false;
+  folder_options.strict = options.strict;
+
+  TestSuite suite;
+  suite.num_classes = index.size();
+  for (const auto& set : folder_sets()) {
+    if (!wanted(options, set.name)) continue;
+    const fs::path dir = data_root / set.relative;
+    std::shared_ptr<img::ImageFolderDataset> ds;
+    if (fs::is_directory(dir, ec)) ds = open_folder(set, dir, index, folder_options);
+    if (!ds || ds->size() == 0) {
+      suite.absent.push_back(AbsentSet{set.name, dir});
+      continue;
+    }
+    suite.present.push_back(TestSet{set.name, dir, ds, ds->class_subset()});
+  }
+  if (options.include_arrays) {
+    for (const auto& dir : array_folders(data_root)) {
+      const std::string name = dir.filename().string();
+      if (!wanted(options, name)) continue;
+      auto ds = img::NpyDataset::open(name, dir, index.size(), options.image_size, is_subset_array(name));
+      suite.present.push_back(TestSet{name, dir, ds, ds->class_subset()});
+    }
+  }
+  for (const auto& name : options.only) {
+    const bool found = std::any_of(suite.present.begin(), suite.present.end(),
+                                   [&](const TestSet& t) { return t.name == name; });
+    require(found, "test set '" + name + "' is not present under " + data_root.string());
+  }
+  return suite;
+}
+
+}  // namespace lth::eval
