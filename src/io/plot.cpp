@@ -355,7 +355,7 @@ void density_legend(const DensityChart& chart) {
   std::vector<PLFLT> box_scales(n, 1.0), box_widths(n, 1.0);
   PLFLT width = 0, height = 0;
   pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-           PL_POSITION_RIGHT | PL_POSITION_TOP | PL_POSITION_OUTSIDE, 0.02, 0.0, 0.06,
+           PL_POSITION_RIGHT | PL_POSITION_TOP | PL_POSITION_INSIDE | PL_POSITION_SUBPAGE, 0.02, 0.1, 0.06,
            kBackground, kForeground, 1, 0, 0, static_cast<PLINT>(n), opts.data(), 1.0, 0.7, 2.0,
            0.0, text_colors.data(), text_ptrs.data(), box_colors.data(), box_patterns.data(),
            box_scales.data(), box_widths.data(), colors.data(), styles.data(), widths.data(),
@@ -372,7 +372,7 @@ void draw_density_body(const DensityChart& chart) {
   for (const auto& r : chart.references) horizontal_line(frame.x.low, frame.x.high, r.y, series_color(r.color), 2);
   for (const auto& s : chart.series) density_series(s);
   plcol0(kForeground);
-  plbox("bcstl", 0, 0, "bcnstv", 0, 0);
+  plbox("bcstl", 0, 0, "bcfnstv", 0, 0);
   titles(chart.title, chart.x_label, chart.y_label, 3.2);
   density_legend(chart);
 }
@@ -382,12 +382,16 @@ void draw_bar_body(const BarChart& chart) {
   size_t longest = 1;
   for (const auto& label : chart.labels) longest = std::max(longest, label.size());
   // Vertical labels need room below the axis; shrink them when there are many bars.
-  const double label_scale = std::clamp(45.0 / static_cast<double>(std::max<size_t>(n, 1)), 0.35, 0.8);
-  const double bottom = std::min(0.45, 0.08 + 0.0095 * label_scale * static_cast<double>(longest));
+  const double label_scale = std::clamp(40.0 / static_cast<double>(std::max<size_t>(n, 1)), 0.35, 0.7);
+  const double bottom = std::min(0.5, 0.04 + 0.0195 * label_scale * static_cast<double>(longest));
+  // Late cycles keep a few percent per layer: scale y to the data, not to 1.
+  double top = chart.reference.value_or(0.0);
+  for (const double v : chart.values) top = std::max(top, v);
+  top = std::max(top * 1.15, 1e-3);
   plvpor(0.08, 0.97, bottom, 0.90);
-  plwind(-0.5, static_cast<double>(n) - 0.5, 0.0, 1.05);
+  plwind(-0.5, static_cast<double>(n) - 0.5, 0.0, top);
   plcol0(kGrid);
-  plbox("", 0, 0, "g", 0.1, 0);
+  plbox("", 0, 0, "g", 0, 0);
   for (size_t i = 0; i < n; ++i) {
     const double x = static_cast<double>(i);
     const PLFLT xs[4] = {x - 0.38, x + 0.38, x + 0.38, x - 0.38};
@@ -401,16 +405,15 @@ void draw_bar_body(const BarChart& chart) {
     plmtex("bv", 0.5, (static_cast<double>(i) + 0.5) / static_cast<double>(n), 1.0,
            escape(chart.labels[i]).c_str());
   plschr(0, 1.0);
+  std::string title = chart.title;
   if (chart.reference) {
     horizontal_line(-0.5, static_cast<double>(n) - 0.5, *chart.reference, series_color(3), 2);
-    plcol0(series_color(3));
-    plptex(static_cast<double>(n) - 0.6, *chart.reference + 0.015, 1, 0, 1.0,
-           escape(chart.reference_label).c_str());
+    // Named in the title: a label on the line would sit on top of the bars.
+    title += " (dashed: " + chart.reference_label + ")";
   }
   plcol0(kForeground);
-  plbox("bc", 0, 0, "bcnstv", 0.1, 0);
-  plcol0(kForeground);
-  plmtex("t", 1.5, 0.5, 0.5, escape(chart.title).c_str());
+  plbox("bc", 0, 0, "bcfnstv", 0, 0);
+  plmtex("t", 1.5, 0.5, 0.5, escape(title).c_str());
   plmtex("l", 4.0, 0.5, 0.5, escape(chart.y_label).c_str());
 }
 

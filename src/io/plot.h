@@ -52,7 +52,7 @@ struct DensityChart {
 struct BarChart {
   std::string title, x_label, y_label;
   std::vector<std::string> labels;  // one per bar, written vertically under the axis
-  std::vector<double> values;       // in [0, 1]
+  std::vector<double> values;       // >= 0; the y axis starts at 0
   std::optional<double> reference;  // a dashed horizontal line, e.g. the overall density
   std::string reference_label;
 };

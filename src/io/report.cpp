@@ -203,7 +203,7 @@ CycleResult read_cycle(const fs::path& folder, int number, std::vector<std::stri
 
 bool is_cycle_folder(const fs::directory_entry& entry) {
   const std::string name = entry.path().filename().string();
-  return entry.is_directory() && name.size() >= 3 &&
+  return entry.is_directory() && name.size() >= 3 && name.size() <= 6 &&
          std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
@@ -437,18 +437,18 @@ std::optional<plot::BarChart> layer_chart(const LineResult& main) {
   if (last == main.cycles.rend()) return std::nullopt;
   plot::BarChart chart;
   chart.title = "Per-layer density, cycle " + cycle_name(last->cycle);
-  chart.y_label = "Density (kept / total)";
+  chart.y_label = "Weights kept (%)";
   int64_t kept = 0, total = 0;
   for (const auto& layer : last->layers) {
     chart.labels.push_back(short_layer_name(layer.name));
-    chart.values.push_back(layer.total > 0 ? static_cast<double>(layer.kept) / static_cast<double>(layer.total) : 0.0);
+    chart.values.push_back(layer.total > 0 ? 100.0 * static_cast<double>(layer.kept) / static_cast<double>(layer.total) : 0.0);
     kept += layer.kept;
     total += layer.total;
   }
   const double overall = last->density.value_or(total > 0 ? static_cast<double>(kept) / static_cast<double>(total) : 0.0);
   char label[64];
-  std::snprintf(label, sizeof label, "overall %.4f", overall);
-  chart.reference = overall;
+  std::snprintf(label, sizeof label, "overall %.2f %%", overall * 100);
+  chart.reference = overall * 100;
   chart.reference_label = label;
   return chart;
 }

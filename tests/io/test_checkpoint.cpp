@@ -167,5 +167,43 @@ TEST(Checkpoint, PythonReadsMasksAsUint8) {
   EXPECT_EQ(out["metadata"]["format"], "lth-checkpoint-1");
 }
 
+// The numpy snippets in docs/FORMATS.md, run as written against a checkpoint we wrote.
+std::vector<std::string> python_blocks(const std::string& markdown) {
+  std::vector<std::string> blocks;
+  const std::string open = "```python\n", close = "```\n";
+  for (size_t at = markdown.find(open); at != std::string::npos; at = markdown.find(open, at)) {
+    at += open.size();
+    const size_t end = markdown.find(close, at);
+    blocks.push_back(markdown.substr(at, end - at));
+  }
+  return blocks;
+}
+
+TEST(Checkpoint, DocumentedNumpySnippetReadsIt) {
+  ScratchDir dir;
+  const Checkpoint ckpt = sample_checkpoint();
+  save_checkpoint(dir / "c.safetensors", ckpt);
+  const auto blocks = python_blocks(testing::read_bytes(std::string(LTH_SOURCE_DIR) + "/docs/FORMATS.md"));
+  ASSERT_GE(blocks.size(), 2u);
+  std::string usage = blocks[1];
+  const std::string example = "run/003/init.safetensors";
+  ASSERT_NE(usage.find(example), std::string::npos);
+  usage.replace(usage.find(example), example.size(), (dir / "c.safetensors").string());
+  const std::string script = blocks[0] + usage +
+                             "print(json.dumps({'iteration': iteration, 'density': float(density), "
+                             "'conv1': float(weights['conv1.weight'].astype(np.float64).sum()), "
+                             "'mask_dtype': str(tensors['mask/fc.weight'].dtype)}))\n";
+  testing::write_bytes(dir / "snippet.py", script);
+  int status = 0;
+  const std::string out = testing::run_command("/usr/bin/python3 '" + (dir / "snippet.py").string() + "'", &status);
+  ASSERT_EQ(status, 0) << out;
+  const auto result = nlohmann::json::parse(out);
+  EXPECT_EQ(result["iteration"], 47000);
+  EXPECT_EQ(result["mask_dtype"], "uint8");
+  const double kept = (ckpt.masks.at("conv1.weight").sum() + ckpt.masks.at("fc.weight").sum()).item<double>();
+  EXPECT_DOUBLE_EQ(result["density"].get<double>(), kept / (108 + 40));
+  EXPECT_NEAR(result["conv1"].get<double>(), ckpt.state.at("conv1.weight").sum().item<double>(), 1e-4);
+}
+
 }  // namespace
 }  // namespace lth::io

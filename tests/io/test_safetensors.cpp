@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -283,16 +284,27 @@ class FailedWrite : public ::testing::Test {
   std::string old_;
 };
 
+// Root ignores folder permissions, so as root the write is attempted in a child process
+// that has given up its privileges (uid/gid "nobody").
 TEST_F(FailedWrite, ReadOnlyFolder) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root ignores folder permissions";
-  std::filesystem::permissions(dir_.path(), std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
-  try {
-    write_safetensors(file_, {{"x", torch::zeros({4})}}, {});
-    ADD_FAILURE() << "write to a read-only folder succeeded";
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find(file_.string()), std::string::npos);
+  namespace fs = std::filesystem;
+  fs::permissions(dir_.path(), fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                                   fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+    try {
+      write_safetensors(file_, {{"x", torch::zeros({4})}}, {});
+    } catch (const UserError& e) {
+      ::_exit(std::string(e.what()).rfind(file_.string() + ": cannot write", 0) == 0 ? 0 : 2);
+    }
+    ::_exit(1);  // the write succeeded
   }
-  std::filesystem::permissions(dir_.path(), std::filesystem::perms::owner_all);
+  int status = -1;
+  ::waitpid(child, &status, 0);
+  fs::permissions(dir_.path(), fs::perms::owner_all);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: write succeeded, 2: wrong message, 3: could not drop privileges";
   expect_old_file_intact();
 }
 
