@@ -1,0 +1,55 @@
+// `lth imp [--config FILE] [--save RUN] [--set section.key=value ...]`: the whole IMP
+// experiment, resumable; with no config it runs the embedded Fashion-MNIST default.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "common/threads.h"
+#include "imp/imp.h"
+
+namespace lth::cli {
+
+void add_imp_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "imp", "Run (or resume) the whole IMP experiment: rewind phase, cycles, controls, report");
+  struct Options {
+    std::string config;
+    std::string save = "runs/imp-fashion-mnist";
+    std::vector<std::string> sets;
+    int64_t cycles = -1;
+    int64_t seed = -1;
+    int threads = -1;
+    std::string branches;
+    bool print_config = false;
+  };
+  auto opt = std::make_shared<Options>();
+  cmd->add_option("--config", opt->config, "TOML config (default: the embedded Fashion-MNIST run)");
+  cmd->add_option("--save", opt->save, "run folder; re-running the same command resumes it")
+      ->capture_default_str();
+  cmd->add_option("--set", opt->sets, "override a setting, e.g. --set train.lr=0.05 (repeatable)");
+  cmd->add_option("--cycles", opt->cycles, "pruning cycles after the dense cycle (imp.cycles)");
+  cmd->add_option("--seed", opt->seed, "seed (run.seed)");
+  cmd->add_option("--threads", opt->threads, "intra-op threads, 0 = all cores (run.threads)");
+  cmd->add_option("--branches", opt->branches,
+                  "control branches, comma-separated: reinit, random_pruning, rewind_init, "
+                  "rewind_<N>, lr_rewind, finetune (imp.branches)");
+  cmd->add_flag("--print_config", opt->print_config, "print the resolved config and exit");
+  cmd->callback([opt] {
+    imp::ImpConfig config = opt->config.empty() ? imp::default_config() : imp::ImpConfig{};
+    if (!opt->config.empty()) imp::apply_toml_file(config, opt->config);
+    for (const auto& s : opt->sets) imp::apply_override(config, s);
+    if (opt->cycles >= 0) config.cycles = opt->cycles;
+    if (opt->seed >= 0) config.seed = opt->seed;
+    if (opt->threads >= 0) config.threads = opt->threads;
+    if (!opt->branches.empty()) config.branches = opt->branches;
+    imp::validate(config);
+    if (opt->print_config) {
+      std::cout << imp::to_toml_string(config);
+      return;
+    }
+    configure_threads(static_cast<int>(config.threads));
+    config = imp::prepare_run_folder(opt->save, config, /*writer=*/true);
+    imp::run_imp(opt->save, config, nullptr);
+  });
+}
+
+}  // namespace lth::cli

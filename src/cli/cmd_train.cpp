@@ -1,0 +1,151 @@
+// `lth train`: the reference's scripts/train.py, flag for flag (same names, defaults and
+// boolean spellings), plus the flags a non-ImageNet dataset or this machine needs.
+// One phase in --save: masks from --previous_ckpt (pruned to --pruning_ratio), weights
+// rewound to --matching_ckpt, trained --optim_ni iterations, best_acc tested at the end.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/threads.h"
+#include "imp/cycle.h"
+#include "imp/imp.h"
+#include "pruning/strategy.h"
+
+namespace lth::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TrainFlags {
+  imp::ImpConfig config;
+  std::string save;
+  std::string matching_ckpt;
+  std::string previous_ckpt;
+  double pruning_ratio = 1.0;
+  int64_t optim_ni = 64000;
+  int64_t resnet_depth = 50;
+  std::string model;  // overrides resnet_depth when set
+  std::string global_clipping = "None";
+  std::string constant_lr = "false";
+  std::string periodic_ckpt = "false";
+  std::string mixed_precision = "false";
+  std::string strict_data = "false";
+};
+
+void add_flags(CLI::App* cmd, TrainFlags& f) {
+  auto& c = f.config;
+  cmd->add_option("--data_root", c.data_root, "root of the data folders")->capture_default_str();
+  cmd->add_option("--data_name", c.data_name, "dataset: imagenet2012, fashion-mnist, mnist, synthetic")
+      ->capture_default_str();
+  cmd->add_option("--resnet_depth", f.resnet_depth, "ResNet depth (model resnet<depth>)")->capture_default_str();
+  cmd->add_option("--resnet_width", c.width, "ResNet width multiplier")->capture_default_str();
+  cmd->add_option("--model", f.model, "network by name (overrides --resnet_depth), e.g. lenet300_100");
+  cmd->add_option("--batch_size", c.batch_size, "global batch size")->capture_default_str();
+  cmd->add_option("--num_workers", c.num_workers, "data loader threads")->capture_default_str();
+  cmd->add_option("--prefetch_factor", c.prefetch_factor, "batches in flight per worker")->capture_default_str();
+  cmd->add_option("--optim_ni", f.optim_ni, "training iterations")->capture_default_str();
+  cmd->add_option("--optim_lr", c.lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--optim_momentum", c.momentum, "SGD momentum")->capture_default_str();
+  cmd->add_option("--optim_weight_decay", c.weight_decay, "weight decay")->capture_default_str();
+  cmd->add_option("--optim_label_smoothing", c.label_smoothing, "label smoothing")->capture_default_str();
+  cmd->add_option("--optim_global_clipping", f.global_clipping, "global-norm clip, or None")->capture_default_str();
+  cmd->add_option("--save", f.save, "output folder (must not exist)")->required();
+  cmd->add_option("--seed", c.seed, "seed (default: drawn from the OS and logged)");
+  cmd->add_option("--matching_ckpt", f.matching_ckpt, "checkpoint whose weights the run rewinds to");
+  cmd->add_option("--previous_ckpt", f.previous_ckpt, "checkpoint whose weights and mask give the new mask");
+  cmd->add_option("--pruning_ratio", f.pruning_ratio, "fraction of remaining weights kept")->capture_default_str();
+  cmd->add_option("--constant_lr", f.constant_lr, "constant LR instead of warm-up + cosine")->capture_default_str();
+  cmd->add_option("--periodic_ckpt", f.periodic_ckpt, "write iter_XXXXXX at every evaluation")->capture_default_str();
+  cmd->add_option("--mixed_precision", f.mixed_precision, "fp16 (CUDA) / bf16 (CPU) autocast")->capture_default_str();
+  // Beyond the reference:
+  cmd->add_option("--eval_every", c.eval_every, "iterations between evaluations")->capture_default_str();
+  cmd->add_option("--eval_batch_size", c.eval_batch_size)->capture_default_str();
+  cmd->add_option("--micro_batch", c.micro_batch, "gradient-accumulation chunk (0 = off)")->capture_default_str();
+  cmd->add_option("--image_size", c.image_size, "input size (0 = the dataset's native size)")->capture_default_str();
+  cmd->add_option("--strict_data", f.strict_data, "unreadable samples are errors")->capture_default_str();
+  cmd->add_option("--prunable", c.prunable, "prunable set: conv, conv+linear, all")->capture_default_str();
+  cmd->add_option("--strategy", c.strategy, "pruning strategy")->capture_default_str();
+  cmd->add_option("--threads", c.threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+}
+
+imp::ImpConfig resolve(TrainFlags& f) {
+  auto c = f.config;
+  c.model = f.model.empty() ? fmt::format("resnet{}", f.resnet_depth) : f.model;
+  if (f.global_clipping != "None") {
+    try {
+      c.global_clipping = std::stod(f.global_clipping);
+    } catch (const std::exception&) {
+      throw UserError("--optim_global_clipping: expected a number or None, got '" + f.global_clipping + "'");
+    }
+  }
+  c.mixed_precision = parse_bool("--mixed_precision", f.mixed_precision);
+  c.strict_data = parse_bool("--strict_data", f.strict_data);
+  c.cycle_iterations = f.optim_ni;
+  c.pruning_ratio = f.pruning_ratio;
+  imp::validate(c);
+  require(f.optim_ni > 0, "--optim_ni must be positive");
+  return c;
+}
+
+void run_train(TrainFlags& f) {
+  auto config = resolve(f);
+  const bool constant_lr = parse_bool("--constant_lr", f.constant_lr);
+  const bool periodic = parse_bool("--periodic_ckpt", f.periodic_ckpt);
+  require(!fs::exists(f.save), f.save + ": already exists; refusing to overwrite (choose a new --save)");
+  for (const auto& [flag, path] : {std::pair{"--matching_ckpt", f.matching_ckpt},
+                                   std::pair{"--previous_ckpt", f.previous_ckpt}}) {
+    require(path.empty() || fs::exists(path), std::string(flag) + " " + path + ": no such file");
+  }
+  require(f.pruning_ratio == 1.0 || !f.previous_ckpt.empty(),
+          "--pruning_ratio < 1 needs --previous_ckpt (the weights the new mask is computed from)");
+  if (config.seed < 0) config.seed = imp::draw_seed();
+  configure_threads(static_cast<int>(config.threads));
+  fs::create_directories(f.save);
+  std::ofstream(fs::path(f.save) / "config.toml") << imp::to_toml_string(config);
+
+  imp::Experiment ex(config, nullptr);
+  imp::CyclePlan plan;
+  plan.dir = f.save;
+  plan.iterations = f.optim_ni;
+  plan.constant_lr = constant_lr;
+  plan.periodic_ckpt = periodic;
+  plan.prepare = [&](models::Network& net, pruning::MaskSet& masks) {
+    if (!f.previous_ckpt.empty()) {
+      const auto prev = io::load_checkpoint(f.previous_ckpt);
+      if (!prev.masks.empty()) masks = prev.masks;
+      if (f.pruning_ratio < 1.0) {
+        masks = pruning::prune(config.strategy, {prev.state, masks, f.pruning_ratio,
+                                                 static_cast<uint64_t>(config.seed)});
+      }
+    }
+    if (!f.matching_ckpt.empty()) {
+      imp::load_parameters(net, io::load_checkpoint(f.matching_ckpt), f.matching_ckpt);
+    }
+  };
+  imp::run_cycle(ex, plan);
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "One training phase, as the reference scripts/train.py");
+  auto flags = std::make_shared<TrainFlags>();
+  // The reference script's defaults (ImageNet recipe).
+  auto& c = flags->config;
+  c.data_name = "imagenet2012";
+  c.batch_size = 2048;
+  c.num_workers = 32;
+  c.lr = 0.8;
+  c.eval_every = 1000;
+  c.eval_batch_size = 256;
+  c.prunable = "conv";
+  c.seed = -1;
+  add_flags(cmd, *flags);
+  cmd->callback([flags] { run_train(*flags); });
+}
+
+}  // namespace lth::cli

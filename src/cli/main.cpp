@@ -1,0 +1,38 @@
+// lth: lottery tickets at ImageNet scale. Dispatches to the subcommands in cmd_*.cpp and
+// turns user errors into one line on stderr and a non-zero exit status.
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "common/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lth: iterative magnitude pruning with weight rewinding (lottery tickets), in C++"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "lth 0.1");
+  lth::cli::add_train_command(app);
+  lth::cli::add_imp_command(app);
+  lth::cli::add_report_command(app);
+  lth::cli::add_info_command(app);
+#ifdef LTH_HAVE_IMAGENET
+  lth::cli::add_eval_command(app);
+  lth::cli::add_make_imagenet_command(app);
+#endif
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const lth::UserError& e) {
+    std::cerr << "lth: " << e.what() << "\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    // A LibTorch check on user data (e.g. a shape mismatch in a hand-made checkpoint).
+    std::cerr << "lth: " << e.what_without_backtrace() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "lth: internal error: " << e.what() << "\n";
+    return 4;
+  }
+  return 0;
+}

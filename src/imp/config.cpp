@@ -1,0 +1,229 @@
+#include "imp/config.h"
+
+#include <sstream>
+
+#include "common/error.h"
+
+namespace lth::imp {
+namespace {
+
+template <typename... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <typename... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+std::pair<std::string, std::string> split_key(const std::string& key) {
+  const auto dot = key.find('.');
+  return {key.substr(0, dot), key.substr(dot + 1)};
+}
+
+const ConfigField& find_field(const std::string& key, const std::string& source) {
+  for (const auto& f : config_fields()) {
+    if (f.key == key) return f;
+  }
+  throw UserError(source + ": unknown setting '" + key + "'");
+}
+
+void set_from_node(ImpConfig& c, const ConfigField& f, const toml::node& node,
+                   const std::string& source) {
+  const auto bad = [&](const char* type) {
+    return UserError(source + ": '" + f.key + "' must be " + type);
+  };
+  std::visit(Overloaded{
+                 [&](std::string ImpConfig::*m) {
+                   auto v = node.value<std::string>();
+                   if (!v) throw bad("a string");
+                   c.*m = *v;
+                 },
+                 [&](int64_t ImpConfig::*m) {
+                   auto v = node.value<int64_t>();
+                   if (!v || !node.is_integer()) throw bad("an integer");
+                   c.*m = *v;
+                 },
+                 [&](double ImpConfig::*m) {
+                   auto v = node.value<double>();
+                   if (!v) throw bad("a number");
+                   c.*m = *v;
+                 },
+                 [&](bool ImpConfig::*m) {
+                   auto v = node.value<bool>();
+                   if (!v) throw bad("true or false");
+                   c.*m = *v;
+                 },
+             },
+             f.member);
+}
+
+std::string value_string(const ImpConfig& c, const ConfigField& f) {
+  return std::visit(Overloaded{
+                        [&](std::string ImpConfig::*m) { return "\"" + c.*m + "\""; },
+                        [&](int64_t ImpConfig::*m) { return std::to_string(c.*m); },
+                        [&](double ImpConfig::*m) {
+                          std::ostringstream s;
+                          s.precision(17);
+                          s << c.*m;
+                          return s.str();
+                        },
+                        [&](bool ImpConfig::*m) { return std::string(c.*m ? "true" : "false"); },
+                    },
+                    f.member);
+}
+
+// Accepts the reference's boolean spellings as well as TOML's.
+std::string normalise_bool(const std::string& text) {
+  for (const char* t : {"yes", "true", "t", "y", "1"}) {
+    if (text == t) return "true";
+  }
+  for (const char* f : {"no", "false", "f", "n", "0"}) {
+    if (text == f) return "false";
+  }
+  return text;
+}
+
+}  // namespace
+
+const std::vector<ConfigField>& config_fields() {
+  using C = ImpConfig;
+  static const std::vector<ConfigField> fields = {
+      {"data.name", &C::data_name, true, "dataset (fashion-mnist, mnist, synthetic, imagenet)"},
+      {"data.root", &C::data_root, true, "data folder (empty = the dataset's default)"},
+      {"data.image_size", &C::image_size, true, "input size (0 = native)"},
+      {"data.strict", &C::strict_data, false, "unreadable samples are errors, not skips"},
+      {"model.name", &C::model, true, "network"},
+      {"model.width", &C::width, true, "width multiplier (ResNets)"},
+      {"train.batch_size", &C::batch_size, true, "global batch size"},
+      {"train.lr", &C::lr, true, "peak learning rate"},
+      {"train.momentum", &C::momentum, true, "SGD momentum"},
+      {"train.weight_decay", &C::weight_decay, true, "weight decay (every parameter)"},
+      {"train.label_smoothing", &C::label_smoothing, true, "label smoothing"},
+      {"train.global_clipping", &C::global_clipping, true, "global-norm clip (0 = off)"},
+      {"train.eval_every", &C::eval_every, true, "iterations between evaluations"},
+      {"train.eval_batch_size", &C::eval_batch_size, false, "evaluation batch size"},
+      {"train.micro_batch", &C::micro_batch, true, "gradient-accumulation chunk (0 = off)"},
+      {"train.mixed_precision", &C::mixed_precision, true, "fp16 (CUDA) / bf16 (CPU) autocast"},
+      {"train.ckpt_every", &C::ckpt_every, false, "resumable checkpoint cadence (0 = each eval)"},
+      {"train.num_workers", &C::num_workers, false, "data loader threads"},
+      {"train.prefetch_factor", &C::prefetch_factor, false, "batches in flight per worker"},
+      {"imp.rewind_iterations", &C::rewind_iterations, true, "rewind point (dense, constant LR)"},
+      {"imp.cycle_iterations", &C::cycle_iterations, true, "iterations per cycle (warm-up + cosine)"},
+      {"imp.pruning_ratio", &C::pruning_ratio, true, "fraction of remaining weights kept per cycle"},
+      {"imp.cycles", &C::cycles, true, "pruning cycles after the dense cycle"},
+      {"imp.target_density", &C::target_density, true, "stop once density <= this (0 = off)"},
+      {"imp.strategy", &C::strategy, true, "pruning strategy"},
+      {"imp.prunable", &C::prunable, true, "prunable set: conv, conv+linear, all"},
+      {"imp.branches", &C::branches, true, "control branches, comma-separated"},
+      {"run.seed", &C::seed, true, "seed (-1 = draw one)"},
+      {"run.threads", &C::threads, false, "intra-op threads (0 = all cores)"},
+      {"run.device", &C::device, false, "auto, cpu or cuda"},
+  };
+  return fields;
+}
+
+ImpConfig default_config() {
+  ImpConfig c;  // Fashion-MNIST LeNet-300-100; see docs/RESULTS.md for what it shows
+  c.data_name = "fashion-mnist";
+  c.model = "lenet300_100";
+  c.prunable = "conv+linear";
+  c.batch_size = 128;
+  c.lr = 0.1;
+  c.eval_every = 500;
+  c.eval_batch_size = 1000;
+  c.rewind_iterations = 500;
+  c.cycle_iterations = 3000;
+  c.cycles = 8;
+  c.seed = 0;
+  return c;
+}
+
+void apply_toml(ImpConfig& config, const toml::table& table, const std::string& source) {
+  for (const auto& [section, node] : table) {
+    const auto* inner = node.as_table();
+    require(inner != nullptr, source + ": '" + std::string(section.str()) + "' must be a [section]");
+    for (const auto& [name, value] : *inner) {
+      const std::string key = std::string(section.str()) + "." + std::string(name.str());
+      set_from_node(config, find_field(key, source), value, source);
+    }
+  }
+}
+
+void apply_toml_file(ImpConfig& config, const std::string& path) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw UserError(path + ":" + std::to_string(where.line) + ": " + std::string(e.description()));
+  }
+  apply_toml(config, table, path);
+}
+
+void apply_override(ImpConfig& config, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  require(eq != std::string::npos && assignment.find('.') < eq,
+          "--set '" + assignment + "': expected section.key=value");
+  const std::string key = assignment.substr(0, eq);
+  std::string value = assignment.substr(eq + 1);
+  const auto& field = find_field(key, "--set");
+  if (std::holds_alternative<std::string ImpConfig::*>(field.member)) {
+    config.*std::get<std::string ImpConfig::*>(field.member) = value;
+    return;
+  }
+  if (std::holds_alternative<bool ImpConfig::*>(field.member)) value = normalise_bool(value);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    throw UserError("--set " + key + ": cannot parse value '" + value + "'");
+  }
+  set_from_node(config, field, *parsed.get("v"), "--set");
+}
+
+toml::table to_toml(const ImpConfig& config) {
+  return toml::parse(to_toml_string(config));
+}
+
+std::string to_toml_string(const ImpConfig& config) {
+  std::ostringstream out;
+  std::string section;
+  for (const auto& f : config_fields()) {
+    const auto [sec, name] = split_key(f.key);
+    if (sec != section) {
+      out << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
+      section = sec;
+    }
+    out << name << " = " << value_string(config, f) << "\n";
+  }
+  return out.str();
+}
+
+std::vector<std::string> conflicts(const ImpConfig& stored, const ImpConfig& requested) {
+  std::vector<std::string> out;
+  for (const auto& f : config_fields()) {
+    if (!f.affects_results) continue;
+    const auto a = value_string(stored, f), b = value_string(requested, f);
+    if (a != b) out.push_back(f.key + ": " + a + " -> " + b);
+  }
+  return out;
+}
+
+void validate(const ImpConfig& c) {
+  require(c.batch_size > 0, "train.batch_size must be positive");
+  require(c.lr >= 0, "train.lr must be >= 0");
+  require(c.eval_every > 0, "train.eval_every must be positive");
+  require(c.eval_batch_size > 0, "train.eval_batch_size must be positive");
+  require(c.micro_batch >= 0, "train.micro_batch must be >= 0");
+  require(c.num_workers >= 0, "train.num_workers must be >= 0");
+  require(c.prefetch_factor >= 1, "train.prefetch_factor must be >= 1");
+  require(c.rewind_iterations >= 0, "imp.rewind_iterations must be >= 0");
+  require(c.cycle_iterations > 0, "imp.cycle_iterations must be positive");
+  require(c.pruning_ratio > 0 && c.pruning_ratio <= 1, "imp.pruning_ratio must be in (0, 1]");
+  require(c.cycles >= 0, "imp.cycles must be >= 0");
+  require(c.target_density >= 0 && c.target_density < 1, "imp.target_density must be in [0, 1)");
+  require(c.threads >= 0, "run.threads must be >= 0");
+  require(c.device == "auto" || c.device == "cpu" || c.device == "cuda",
+          "run.device must be auto, cpu or cuda (got '" + c.device + "')");
+}
+
+}  // namespace lth::imp

@@ -1,0 +1,80 @@
+#pragma once
+// The resolved configuration of a run: one flat value type, grouped by concern in TOML
+// ([data] [model] [train] [imp] [run]). Every field is described once in `config_fields()`,
+// which drives TOML reading/writing, `--set section.key=value` overrides and the check that
+// a resumed run folder is continued with the same settings.
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <toml++/toml.h>
+
+namespace lth::imp {
+
+struct ImpConfig {
+  // [data]
+  std::string data_name = "fashion-mnist";
+  std::string data_root;
+  int64_t image_size = 0;  // 0 = the dataset's native size
+  bool strict_data = false;
+  // [model]
+  std::string model = "lenet300_100";
+  int64_t width = 1;
+  // [train]
+  int64_t batch_size = 128;
+  double lr = 0.1;
+  double momentum = 0.9;
+  double weight_decay = 1e-4;
+  double label_smoothing = 0.0;
+  double global_clipping = 0.0;  // 0 = off
+  int64_t eval_every = 1000;
+  int64_t eval_batch_size = 500;
+  int64_t micro_batch = 0;
+  bool mixed_precision = false;
+  int64_t ckpt_every = 0;        // resumable checkpoint cadence; 0 = at every evaluation
+  int64_t num_workers = 2;
+  int64_t prefetch_factor = 2;
+  // [imp]
+  int64_t rewind_iterations = 16000;
+  int64_t cycle_iterations = 48000;
+  double pruning_ratio = 0.8;    // fraction of the remaining weights each cycle keeps
+  int64_t cycles = 18;           // pruning cycles after the dense cycle 000
+  double target_density = 0.0;   // stop early once density <= this (0 = off)
+  std::string strategy = "magnitude_global";
+  std::string prunable = "conv";
+  std::string branches;          // comma-separated control branches, e.g. "reinit,random_pruning"
+  // [run]
+  int64_t seed = -1;             // -1 = draw one from the OS and record it
+  int64_t threads = 0;           // 0 = all cores
+  std::string device = "auto";
+};
+
+using FieldPtr = std::variant<std::string ImpConfig::*, int64_t ImpConfig::*, double ImpConfig::*,
+                              bool ImpConfig::*>;
+
+struct ConfigField {
+  std::string key;   // "section.name"
+  FieldPtr member;
+  bool affects_results;  // false: may differ between a run and its resumption (threads, ...)
+  std::string help;
+};
+
+const std::vector<ConfigField>& config_fields();
+
+// Embedded default: IMP on Fashion-MNIST, small enough for a 2-core machine in minutes.
+ImpConfig default_config();
+
+// Applies the keys present in `table` (unknown keys are UserErrors naming `source`).
+void apply_toml(ImpConfig& config, const toml::table& table, const std::string& source);
+void apply_toml_file(ImpConfig& config, const std::string& path);
+// "section.key=value"; the value is parsed by the field's type.
+void apply_override(ImpConfig& config, const std::string& assignment);
+toml::table to_toml(const ImpConfig& config);
+std::string to_toml_string(const ImpConfig& config);
+// Keys whose result-affecting values differ, as "key: old -> new" lines.
+std::vector<std::string> conflicts(const ImpConfig& stored, const ImpConfig& requested);
+// Checks ranges and names; UserError naming the key.
+void validate(const ImpConfig& config);
+
+}  // namespace lth::imp

@@ -1,0 +1,143 @@
+#include "imp/cycle.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "common/error.h"
+#include "eval/evaluator.h"
+#include "train/run_log.h"
+
+namespace lth::imp {
+namespace {
+
+namespace fs = std::filesystem;
+
+void write_json_atomically(const fs::path& path, const nlohmann::json& value) {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    require(static_cast<bool>(out), tmp + ": cannot write");
+    out << value.dump(2) << '\n';
+    out.flush();
+    require(static_cast<bool>(out), tmp + ": write failed (disk full?)");
+  }
+  fs::rename(tmp, path);
+}
+
+io::Checkpoint weights_checkpoint(const models::Network& net, const pruning::MaskSet& masks,
+                                  const Experiment& experiment) {
+  io::Checkpoint ckpt;
+  ckpt.state = pruning::snapshot_state(net);
+  ckpt.masks = masks;
+  ckpt.config = experiment.config_json();
+  return ckpt;
+}
+
+nlohmann::json test_best(const Experiment& experiment, models::Network& net, const fs::path& dir,
+                         train::RunLog& log) {
+  const auto best_path = dir / "best_acc.safetensors";
+  nlohmann::json results = nlohmann::json::object();
+  if (!fs::exists(best_path)) return results;  // diverged before the first evaluation
+  const auto best = io::load_checkpoint(best_path);
+  pruning::load_state(net, best.state, best_path.string());
+  for (const auto& set : experiment.test_sets) {
+    eval::EvalOptions eo;
+    eo.batch_size = experiment.config().eval_batch_size;
+    eo.num_workers = static_cast<int>(experiment.config().num_workers);
+    eo.device = experiment.device();
+    eo.class_subset = set.class_subset;
+    eo.rank = experiment.comm()->rank();
+    eo.world_size = experiment.comm()->world_size();
+    eo.all_reduce_sum = [&](torch::Tensor& t) {
+      std::vector<torch::Tensor> v{t};
+      experiment.comm()->all_reduce_sum(v);
+    };
+    const auto r = eval::evaluate(net, set.dataset, eo);
+    results[set.name] = {{"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece}, {"count", r.count},
+                         {"skipped", r.skipped}};
+    log.info(fmt::format("test {:<16} acc {:.2f}%  nll {:.4f}  ({} images)", set.name,
+                         100 * r.accuracy, r.nll, r.count));
+    log.event("test", {{"set", set.name}, {"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece},
+                       {"count", r.count}});
+  }
+  return results;
+}
+
+}  // namespace
+
+void load_parameters(models::Network& net, const io::Checkpoint& ckpt, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : net.named_parameters()) {
+    auto it = ckpt.state.find(item.key());
+    require(it != ckpt.state.end(), source + ": missing parameter '" + item.key() + "'");
+    require(it->second.sizes() == item.value().sizes(),
+            source + ": parameter '" + item.key() + "' has shape " + c10::str(it->second.sizes()) +
+                ", the network expects " + c10::str(item.value().sizes()));
+    item.value().copy_(it->second);
+  }
+}
+
+nlohmann::json mask_summary(const pruning::MaskSet& masks) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& [name, m] : masks) {
+    layers.push_back({{"name", name}, {"kept", m.sum().item<int64_t>()}, {"total", m.numel()}});
+  }
+  const int64_t kept = pruning::count_kept(masks), total = pruning::count_total(masks);
+  return {{"prunable_kept", kept},
+          {"prunable_total", total},
+          {"density", total > 0 ? static_cast<double>(kept) / static_cast<double>(total) : 1.0},
+          {"layers", layers}};
+}
+
+std::optional<nlohmann::json> completed_summary(const fs::path& dir) {
+  const auto path = dir / "summary.json";
+  if (!fs::exists(path)) return std::nullopt;
+  std::ifstream in(path);
+  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.value("complete", false)) return std::nullopt;
+  return j;
+}
+
+nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
+  if (auto done = completed_summary(plan.dir)) return *done;
+  const bool root = experiment.comm()->is_root();
+  train::RunLog log(plan.dir, root);
+  auto net = experiment.make_network();
+  net->to(experiment.device());
+  auto masks = pruning::dense_masks(*net, pruning::parse_prunable_set(experiment.config().prunable));
+  const bool resuming = fs::exists(plan.dir / "last.safetensors");
+  if (!resuming) {
+    if (plan.prepare) plan.prepare(*net, masks);
+    pruning::apply_masks(*net, masks);
+    if (root) io::save_checkpoint(plan.dir / "init.safetensors", weights_checkpoint(*net, masks, experiment));
+    const auto ms = mask_summary(masks);
+    log.info(fmt::format("{}: {} iterations, density {:.4f} ({} of {} prunable weights)",
+                         plan.dir.string(), plan.iterations, ms["density"].get<double>(),
+                         ms["prunable_kept"].get<int64_t>(), ms["prunable_total"].get<int64_t>()));
+  }
+  train::TrainInputs inputs;
+  inputs.net = net;
+  inputs.masks = masks;
+  inputs.train_set = experiment.train_set;
+  inputs.val_set = experiment.val_set;
+  inputs.val_class_subset = experiment.val_class_subset;
+  inputs.config = experiment.config_json();
+  inputs.comm = experiment.comm();
+  auto tc = experiment.train_config(plan.iterations, plan.constant_lr, plan.periodic_ckpt, plan.data_key);
+  tc.schedule.peak_lr *= plan.lr_scale;
+  const auto trained = train::run_training(tc, inputs, log);
+
+  nlohmann::json summary = mask_summary(inputs.masks);
+  summary["cycle"] = plan.cycle;
+  summary["best_val_acc"] = trained.best_acc;
+  summary["best_iteration"] = trained.best_iteration;
+  summary["diverged"] = trained.diverged;
+  summary["test"] = plan.test_at_end ? test_best(experiment, *net, plan.dir, log) : nlohmann::json::object();
+  summary["complete"] = true;
+  if (root) write_json_atomically(plan.dir / "summary.json", summary);
+  return summary;
+}
+
+}  // namespace lth::imp

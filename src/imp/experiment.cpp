@@ -1,0 +1,96 @@
+#include "imp/experiment.h"
+
+#include <torch/cuda.h>
+
+#include <sstream>
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "data/registry.h"
+
+namespace lth::imp {
+namespace {
+
+data::DataConfig data_config(const ImpConfig& c) {
+  data::DataConfig d;
+  d.name = c.data_name;
+  d.root = c.data_root;
+  d.image_size = c.image_size;
+  d.strict = c.strict_data;
+  d.seed = static_cast<uint64_t>(c.seed);
+  return d;
+}
+
+}  // namespace
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    require(torch::cuda::is_available(),
+            "--device cuda: this LibTorch build has no CUDA or no GPU is visible");
+    return torch::kCUDA;
+  }
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
+    : config_(std::move(config)), comm_(std::move(comm)) {
+  require(config_.seed >= 0, "internal: the seed must be resolved before the experiment starts");
+  if (!comm_) comm_ = std::make_shared<dist::Communicator>();
+  device_ = resolve_device(config_.device);
+  const auto dc = data_config(config_);
+  train_set = data::make_dataset(dc, data::Split::Train);
+  val_set = data::make_dataset(dc, data::Split::Test);
+  val_class_subset = val_set->class_subset();
+  test_sets.push_back(TestSet{config_.data_name, val_set, val_class_subset});
+}
+
+models::ModelConfig Experiment::model_config() const {
+  const auto traits = data::dataset_traits(data_config(config_));
+  models::ModelConfig m;
+  m.name = config_.model;
+  m.num_classes = traits.num_classes;
+  m.in_channels = traits.channels;
+  m.image_size = traits.image_size;
+  m.width = config_.width;
+  m.pixel_mean = traits.pixel_mean;
+  m.pixel_std = traits.pixel_std;
+  return m;
+}
+
+models::NetworkPtr Experiment::make_network(const std::string& purpose) const {
+  return models::make_network(model_config(), Rng::keyed(seed(), purpose).next_u64());
+}
+
+train::TrainConfig Experiment::train_config(int64_t iterations, bool constant_lr,
+                                            bool periodic_ckpt, uint64_t data_key) const {
+  const auto& c = config_;
+  train::TrainConfig t;
+  t.schedule.peak_lr = c.lr;
+  t.schedule.total_steps = iterations;
+  t.schedule.constant = constant_lr;
+  t.sgd.momentum = c.momentum;
+  t.sgd.weight_decay = c.weight_decay;
+  if (c.global_clipping > 0) t.sgd.global_clip = c.global_clipping;
+  t.label_smoothing = c.label_smoothing;
+  t.batch_size = c.batch_size;
+  t.micro_batch = c.micro_batch;
+  t.eval_every = c.eval_every;
+  t.eval_batch_size = c.eval_batch_size;
+  t.periodic_ckpt = periodic_ckpt;
+  t.ckpt_every = c.ckpt_every;
+  t.mixed_precision = c.mixed_precision;
+  t.num_workers = static_cast<int>(c.num_workers);
+  t.prefetch_factor = static_cast<int>(c.prefetch_factor);
+  t.seed = Rng::keyed(seed(), "data", data_key).next_u64();
+  t.device = device_;
+  return t;
+}
+
+nlohmann::json Experiment::config_json() const {
+  std::ostringstream out;
+  out << toml::json_formatter{to_toml(config_)};
+  return nlohmann::json::parse(out.str());
+}
+
+}  // namespace lth::imp

@@ -1,0 +1,55 @@
+#pragma once
+// What every phase of a run shares, loaded once: the resolved config, datasets and test
+// sets, device, and the communicator (single process or c10d).
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "imp/config.h"
+#include "models/network.h"
+#include "train/trainer.h"
+
+namespace lth::imp {
+
+struct TestSet {
+  std::string name;
+  data::DatasetPtr dataset;
+  std::vector<int64_t> class_subset;  // empty = all classes
+};
+
+class Experiment {
+ public:
+  // `config.seed` must already be resolved (>= 0).
+  Experiment(ImpConfig config, dist::CommunicatorPtr comm);
+
+  const ImpConfig& config() const { return config_; }
+  uint64_t seed() const { return static_cast<uint64_t>(config_.seed); }
+  torch::Device device() const { return device_; }
+  const dist::CommunicatorPtr& comm() const { return comm_; }
+  models::ModelConfig model_config() const;
+  // A freshly initialised network; `purpose` keys the init seed ("init", "reinit", ...).
+  models::NetworkPtr make_network(const std::string& purpose = "init") const;
+  // A phase of `iterations` steps, constant LR or warm-up + cosine; `data_key` keys its data order.
+  train::TrainConfig train_config(int64_t iterations, bool constant_lr, bool periodic_ckpt,
+                                  uint64_t data_key) const;
+  nlohmann::json config_json() const;
+
+  data::DatasetPtr train_set;
+  data::DatasetPtr val_set;
+  std::vector<int64_t> val_class_subset;
+  std::vector<TestSet> test_sets;
+
+ private:
+  ImpConfig config_;
+  dist::CommunicatorPtr comm_;
+  torch::Device device_ = torch::kCPU;
+};
+
+// "auto" = CUDA when this LibTorch has it and a GPU is present, else CPU.
+torch::Device resolve_device(const std::string& name);
+
+}  // namespace lth::imp

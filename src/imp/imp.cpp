@@ -1,0 +1,169 @@
+#include "imp/imp.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <random>
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "imp/branches.h"
+#include "imp/cycle.h"
+#include "io/report.h"
+#include "pruning/strategy.h"
+
+namespace lth::imp {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path cycle_dir(const fs::path& run, int cycle) { return run / fmt::format("{:03d}", cycle); }
+
+fs::path rewind_file(const fs::path& run, int64_t iteration) {
+  return run / fmt::format("iter_{:06d}.safetensors", iteration);
+}
+
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    require(static_cast<bool>(out), tmp + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+// The rewind phase: dense training at constant LR, saving iter_XXXXXX along the way.
+void run_rewind_phase(const Experiment& ex, const fs::path& run) {
+  const auto& c = ex.config();
+  const bool root = ex.comm()->is_root();
+  auto save_initial = [&](models::Network& net, pruning::MaskSet& masks) {
+    if (!root) return;
+    io::Checkpoint ckpt;
+    ckpt.state = pruning::snapshot_state(net);
+    ckpt.masks = masks;
+    ckpt.config = ex.config_json();
+    io::save_checkpoint(rewind_file(run, 0), ckpt);
+  };
+  if (c.rewind_iterations == 0) {
+    if (fs::exists(rewind_file(run, 0))) return;
+    auto net = ex.make_network();
+    auto masks = pruning::dense_masks(*net, pruning::parse_prunable_set(c.prunable));
+    save_initial(*net, masks);
+    return;
+  }
+  CyclePlan plan;
+  plan.dir = run;
+  plan.cycle = -1;
+  plan.iterations = c.rewind_iterations;
+  plan.constant_lr = true;
+  plan.periodic_ckpt = true;
+  plan.test_at_end = false;
+  plan.data_key = 1000000;  // distinct from every cycle's data order
+  plan.prepare = save_initial;
+  run_cycle(ex, plan);
+  require(fs::exists(rewind_file(run, c.rewind_iterations)),
+          rewind_file(run, c.rewind_iterations).string() + ": the rewind phase did not produce it");
+}
+
+CyclePlan main_cycle_plan(const Experiment& ex, const fs::path& run, int k) {
+  const auto& c = ex.config();
+  CyclePlan plan;
+  plan.dir = cycle_dir(run, k);
+  plan.cycle = k;
+  plan.iterations = c.cycle_iterations;
+  plan.data_key = static_cast<uint64_t>(k);
+  plan.prepare = [&ex, run, k](models::Network& net, pruning::MaskSet& masks) {
+    const auto& c = ex.config();
+    if (k > 0) {
+      const auto prev_path = cycle_dir(run, k - 1) / "best_acc.safetensors";
+      require(fs::exists(prev_path), prev_path.string() +
+                                         ": missing (the previous cycle diverged or was removed)");
+      const auto prev = io::load_checkpoint(prev_path);
+      const auto seed = Rng::keyed(ex.seed(), "prune", static_cast<uint64_t>(k)).next_u64();
+      masks = pruning::prune(c.strategy, {prev.state, prev.masks, c.pruning_ratio, seed});
+    }
+    const auto rewind_path = rewind_file(run, c.rewind_iterations);
+    load_parameters(net, io::load_checkpoint(rewind_path), rewind_path.string());
+  };
+  return plan;
+}
+
+CyclePlan branch_cycle_plan(const Experiment& ex, const fs::path& run, const std::string& branch, int k) {
+  CyclePlan plan = main_cycle_plan(ex, run, k);
+  plan.dir = run / "branches" / branch / fmt::format("{:03d}", k);
+  const auto start = branch_start(branch, BranchContext{ex, run, k});
+  plan.constant_lr = start.constant_lr;
+  plan.lr_scale = start.lr_scale;
+  plan.prepare = [start](models::Network& net, pruning::MaskSet& masks) {
+    masks = start.masks;
+    load_parameters(net, start.weights, "branch start");
+  };
+  return plan;
+}
+
+}  // namespace
+
+int64_t draw_seed() {
+  std::random_device device;
+  const auto now = std::chrono::high_resolution_clock::now().time_since_epoch().count();
+  const uint64_t mixed = mix64(device() ^ (static_cast<uint64_t>(device()) << 32) ^
+                               static_cast<uint64_t>(now) ^ (static_cast<uint64_t>(::getpid()) << 16));
+  return static_cast<int64_t>(mixed >> 33);  // positive and readable in a TOML file
+}
+
+ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested, bool writer) {
+  const auto config_path = run / "config.toml";
+  if (fs::exists(config_path)) {
+    ImpConfig stored;
+    apply_toml_file(stored, config_path.string());
+    if (requested.seed < 0) requested.seed = stored.seed;
+    const auto diff = conflicts(stored, requested);
+    if (!diff.empty()) {
+      std::string list;
+      for (const auto& d : diff) list += (list.empty() ? "" : "; ") + d;
+      throw UserError(run.string() + " was started with a different config (" + list +
+                      "); use a new folder or the original settings");
+    }
+    return requested;
+  }
+  require(!fs::exists(run) || fs::is_empty(run),
+          run.string() + ": exists and is not an lth run folder (no config.toml); refusing to write into it");
+  if (requested.seed < 0) requested.seed = draw_seed();
+  if (writer) {
+    fs::create_directories(run);
+    write_text_atomically(config_path, to_toml_string(requested));
+  }
+  return requested;
+}
+
+int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr comm) {
+  validate(config);
+  const auto branches = parse_branch_list(config.branches);
+  pruning::parse_prunable_set(config.prunable);
+  Experiment ex(config, std::move(comm));
+  run_rewind_phase(ex, run);
+  int last_cycle = 0;
+  for (int k = 0; k <= config.cycles; ++k) {
+    const auto summary = run_cycle(ex, main_cycle_plan(ex, run, k));
+    last_cycle = k;
+    if (summary.value("diverged", false) && !fs::exists(cycle_dir(run, k) / "best_acc.safetensors")) {
+      throw UserError(cycle_dir(run, k).string() + ": training diverged (NaN loss) before any evaluation");
+    }
+    if (config.target_density > 0 && summary["density"].get<double>() <= config.target_density) break;
+  }
+  for (const auto& branch : branches) {
+    for (int k = 1; k <= last_cycle; ++k) run_cycle(ex, branch_cycle_plan(ex, run, branch, k));
+  }
+  if (ex.comm()->is_root()) {
+    const auto report = io::write_report(run);
+    io::print_results_tables(report.results, std::cout);
+    for (const auto& note : report.results.notes) std::cerr << "note: " << note << "\n";
+  }
+  return last_cycle;
+}
+
+}  // namespace lth::imp

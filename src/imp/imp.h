@@ -1,0 +1,27 @@
+#pragma once
+// `lth imp`: the whole lottery-ticket experiment in one resumable command.
+//   RUN/      rewind phase: dense, constant LR, iter_XXXXXX checkpoints up to the rewind point
+//   RUN/000/  cycle 0: dense, rewound to the rewind point, warm-up + cosine
+//   RUN/k/    cycle k: prune cycle k-1's best_acc weights, rewind survivors, retrain
+//   RUN/branches/<name>/k/   control branches reusing the main line's masks
+// Every phase resumes from its last.safetensors; finished phases are skipped, so re-running
+// the same command after any interruption continues where it stopped.
+#include <filesystem>
+
+#include "dist/communicator.h"
+#include "imp/config.h"
+
+namespace lth::imp {
+
+// Checks or creates the run folder and returns the config to run with: a new folder gets
+// config.toml (with a drawn seed if none was set); an existing one must hold a config.toml
+// whose result-affecting settings equal `requested` (its seed is reused if none was set).
+ImpConfig prepare_run_folder(const std::filesystem::path& run, ImpConfig requested, bool writer);
+
+// Runs every phase, then writes the report (rank 0). Returns the number of cycles done.
+int run_imp(const std::filesystem::path& run, const ImpConfig& config, dist::CommunicatorPtr comm);
+
+// A seed from the OS random source, the clock and the process id (as the reference).
+int64_t draw_seed();
+
+}  // namespace lth::imp
