@@ -34,7 +34,8 @@ class BlockImpl : public nn::Module {
       add_pair(in, planes, 3, stride);
       add_pair(planes, planes, 3, 1);
     }
-    // A zero-scale last BN makes every block start as the identity (Goyal et al. 2017).
+    // A zero-scale last BN starts each residual branch at zero, so every block begins as
+    // its shortcut (Goyal et al. 2017).
     torch::NoGradGuard no_grad;
     bns_.back()->weight.zero_();
     if (stride != 1 || in != out) {
@@ -47,9 +48,10 @@ class BlockImpl : public nn::Module {
     const auto shortcut = downsample_ ? downsample_->forward(x) : x;
     for (size_t i = 0; i < convs_.size(); ++i) {
       x = bns_[i]->forward(convs_[i]->forward(x));
-      if (i + 1 < convs_.size()) x = torch::relu(x);
+      if (i + 1 < convs_.size()) x.relu_();
     }
-    return torch::relu(x + shortcut);
+    // In place, as torchvision: BN's backward needs its input, not its output.
+    return x.add_(shortcut).relu_();
   }
 
  private:
@@ -85,7 +87,7 @@ class ResNet : public NetworkBase {
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {
-    auto x = torch::relu(bn1_->forward(conv1_->forward(standardize(images))));
+    auto x = bn1_->forward(conv1_->forward(standardize(images))).relu_();
     if (pool_stem_) x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
     for (auto& layer : layers_) x = layer->forward(x);
     return fc_->forward(x.mean({2, 3}));
