@@ -22,7 +22,8 @@ bool is_binary(const torch::Tensor& tensor) {
 
 std::string shape_text(const torch::Tensor& tensor) {
   std::string text = "[";
-  for (int64_t i = 0; i < tensor.dim(); ++i) text += (i ? ", " : "") + std::to_string(tensor.size(i));
+  for (int64_t i = 0; i < tensor.dim(); ++i)
+    text += (i ? ", " : "") + std::to_string(tensor.size(i));
   return text + "]";
 }
 
@@ -31,9 +32,9 @@ void check_shape(const std::string& label, const std::string& name, const torch:
   const std::string param = name.substr(name.find('/') + 1);
   auto it = state.find(param);
   require(it != state.end(), label + ": " + name + " has no parameter '" + param + "'");
-  require(it->second.sizes() == tensor.sizes(),
-          label + ": " + name + " has shape " + shape_text(tensor) + " but " + param +
-              " has shape " + shape_text(it->second));
+  require(it->second.sizes() == tensor.sizes(), label + ": " + name + " has shape " +
+                                                    shape_text(tensor) + " but " + param +
+                                                    " has shape " + shape_text(it->second));
 }
 
 std::string exact_double(double value) {
@@ -89,7 +90,8 @@ nlohmann::json json_entry(const std::string& label, const Metadata& metadata,
   try {
     return nlohmann::json::parse(it->second);
   } catch (const nlohmann::json::exception& e) {
-    throw UserError(label + ": checkpoint metadata '" + key + "' is not valid JSON (" + e.what() + ")");
+    throw UserError(label + ": checkpoint metadata '" + key + "' is not valid JSON (" + e.what() +
+                    ")");
   }
 }
 
@@ -152,8 +154,8 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
   const Metadata& metadata = content.metadata;
   check_format(label, metadata);
   Checkpoint ckpt;
-  ckpt.iteration =
-      parse_number<int64_t>(label, "iteration", metadata_entry(label, metadata, "iteration"), to_int64);
+  ckpt.iteration = parse_number<int64_t>(label, "iteration",
+                                         metadata_entry(label, metadata, "iteration"), to_int64);
   ckpt.config = json_entry(label, metadata, "config");
   ckpt.trainer = json_entry(label, metadata, "trainer");
   if (auto it = metadata.find("best_acc"); it != metadata.end())

@@ -96,8 +96,8 @@ void write_file_atomically(const std::filesystem::path& path,
   if (::fsync(fd.get()) != 0) throw UserError(label + ": fsync failed (" + errno_text(errno) + ")");
   if (!fd.close()) throw UserError(label + ": close failed (" + errno_text(errno) + ")");
   if (::rename(tmp.c_str(), path.c_str()) != 0)
-    throw UserError(label + ": cannot rename the temporary file into place (" +
-                    errno_text(errno) + ")");
+    throw UserError(label + ": cannot rename the temporary file into place (" + errno_text(errno) +
+                    ")");
   guard.commit();
   fsync_folder(folder_of(path));
 }
@@ -137,8 +137,7 @@ void read_exactly(int fd, unsigned char* out, size_t size, const std::string& la
 
 }  // namespace
 
-FileBytes read_file_prefix(const std::filesystem::path& path, size_t max_bytes,
-                           size_t* file_size) {
+FileBytes read_file_prefix(const std::filesystem::path& path, size_t max_bytes, size_t* file_size) {
   size_t size = 0;
   UniqueFd fd = open_for_reading(path, &size);
   FileBytes bytes;

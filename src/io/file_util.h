@@ -59,8 +59,7 @@ struct FileBytes {
 };
 FileBytes read_whole_file(const std::filesystem::path& path);
 // The first min(max_bytes, size) bytes of a file, and its full size.
-FileBytes read_file_prefix(const std::filesystem::path& path, size_t max_bytes,
-                           size_t* file_size);
+FileBytes read_file_prefix(const std::filesystem::path& path, size_t max_bytes, size_t* file_size);
 std::string read_text_file(const std::filesystem::path& path);
 
 // "open" failure text for `path`: "no such file", "permission denied", ...

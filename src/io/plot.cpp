@@ -33,7 +33,7 @@ void on_abort(const char* message) {
 // PLplot calls exit() after this handler returns. Throwing is the only way to keep the
 // process: libplplot is built with unwind tables (.eh_frame), so the exception crosses its
 // C frames; the stream is then abandoned rather than ended (see Stream).
-int on_exit(const char* message) {
+int on_fatal(const char* message) {
   g_fatal = true;
   throw PlotError(std::string("PLplot fatal error: ") + (message ? message : ""));
 }
@@ -44,7 +44,7 @@ class HandlerScope {
     g_abort_messages = messages;
     g_fatal = false;
     plsabort(on_abort);
-    plsexit(on_exit);
+    plsexit(on_fatal);
   }
   HandlerScope(const HandlerScope&) = delete;
   HandlerScope& operator=(const HandlerScope&) = delete;
@@ -221,7 +221,8 @@ void render(const Canvas& canvas, const Body& body) {
     }
     printed = capture.finish();
   } catch (...) {
-    std::filesystem::remove(tmp);
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
     throw;
   }
   std::error_code error;
@@ -231,7 +232,11 @@ void render(const Canvas& canvas, const Body& body) {
     if (!printed.empty()) why += "; PLplot said: " + printed;
     throw PlotError(canvas.file.string() + ": " + why);
   }
-  std::filesystem::rename(tmp, canvas.file);
+  std::filesystem::rename(tmp, canvas.file, error);
+  if (error) {
+    std::filesystem::remove(tmp, error);
+    throw PlotError(canvas.file.string() + ": cannot rename the temporary file into place");
+  }
 }
 
 // ---- chart bodies --------------------------------------------------------------------
@@ -355,11 +360,11 @@ void density_legend(const DensityChart& chart) {
   std::vector<PLFLT> box_scales(n, 1.0), box_widths(n, 1.0);
   PLFLT width = 0, height = 0;
   pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-           PL_POSITION_RIGHT | PL_POSITION_TOP | PL_POSITION_INSIDE | PL_POSITION_SUBPAGE, 0.02, 0.1, 0.06,
-           kBackground, kForeground, 1, 0, 0, static_cast<PLINT>(n), opts.data(), 1.0, 0.7, 2.0,
-           0.0, text_colors.data(), text_ptrs.data(), box_colors.data(), box_patterns.data(),
-           box_scales.data(), box_widths.data(), colors.data(), styles.data(), widths.data(),
-           colors.data(), scales.data(), numbers.data(), symbols.data());
+           PL_POSITION_RIGHT | PL_POSITION_TOP | PL_POSITION_INSIDE | PL_POSITION_SUBPAGE, 0.02,
+           0.1, 0.06, kBackground, kForeground, 1, 0, 0, static_cast<PLINT>(n), opts.data(), 1.0,
+           0.7, 2.0, 0.0, text_colors.data(), text_ptrs.data(), box_colors.data(),
+           box_patterns.data(), box_scales.data(), box_widths.data(), colors.data(), styles.data(),
+           widths.data(), colors.data(), scales.data(), numbers.data(), symbols.data());
 }
 
 void draw_density_body(const DensityChart& chart) {
@@ -369,7 +374,8 @@ void draw_density_body(const DensityChart& chart) {
   plcol0(kGrid);
   plbox("", 0, 0, "g", 0, 0);
   density_ticks(chart, frame);
-  for (const auto& r : chart.references) horizontal_line(frame.x.low, frame.x.high, r.y, series_color(r.color), 2);
+  for (const auto& r : chart.references)
+    horizontal_line(frame.x.low, frame.x.high, r.y, series_color(r.color), 2);
   for (const auto& s : chart.series) density_series(s);
   plcol0(kForeground);
   plbox("bcstl", 0, 0, "bcfnstv", 0, 0);
@@ -382,7 +388,8 @@ void draw_bar_body(const BarChart& chart) {
   size_t longest = 1;
   for (const auto& label : chart.labels) longest = std::max(longest, label.size());
   // Vertical labels need room below the axis; shrink them when there are many bars.
-  const double label_scale = std::clamp(40.0 / static_cast<double>(std::max<size_t>(n, 1)), 0.35, 0.7);
+  const double label_scale =
+      std::clamp(40.0 / static_cast<double>(std::max<size_t>(n, 1)), 0.35, 0.7);
   const double bottom = std::min(0.5, 0.04 + 0.0195 * label_scale * static_cast<double>(longest));
   // Late cycles keep a few percent per layer: scale y to the data, not to 1.
   double top = chart.reference.value_or(0.0);

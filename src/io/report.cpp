@@ -37,9 +37,11 @@ std::optional<double> number_field(const json& object, const char* key, const st
   return object[key].get<double>();
 }
 
-std::optional<int64_t> integer_field(const json& object, const char* key, const std::string& label) {
+std::optional<int64_t> integer_field(const json& object, const char* key,
+                                     const std::string& label) {
   if (!object.contains(key) || object[key].is_null()) return std::nullopt;
-  if (!object[key].is_number_integer()) throw UserError(label + ": \"" + key + "\" is not an integer");
+  if (!object[key].is_number_integer())
+    throw UserError(label + ": \"" + key + "\" is not an integer");
   return object[key].get<int64_t>();
 }
 
@@ -77,7 +79,8 @@ void read_summary(const fs::path& file, CycleResult& cycle) {
   const json summary = parse_json_text(read_text_file(file), label);
   if (!summary.is_object()) throw UserError(label + ": not a JSON object");
   if (summary.contains("complete")) {
-    if (!summary["complete"].is_boolean()) throw UserError(label + ": \"complete\" is not true/false");
+    if (!summary["complete"].is_boolean())
+      throw UserError(label + ": \"complete\" is not true/false");
     cycle.running = !summary["complete"].get<bool>();
   } else {
     cycle.running = false;  // summary.json is written when the cycle has been tested
@@ -212,7 +215,8 @@ LineResult read_line(const fs::path& folder, std::string name, std::vector<std::
   line.name = std::move(name);
   for (const auto& entry : fs::directory_iterator(folder))
     if (is_cycle_folder(entry))
-      line.cycles.push_back(read_cycle(entry.path(), std::stoi(entry.path().filename().string()), notes));
+      line.cycles.push_back(
+          read_cycle(entry.path(), std::stoi(entry.path().filename().string()), notes));
   std::sort(line.cycles.begin(), line.cycles.end(),
             [](const CycleResult& a, const CycleResult& b) { return a.cycle < b.cycle; });
   return line;
@@ -239,8 +243,8 @@ std::string params_cell(const CycleResult& cycle) {
 }
 
 bool needs_val_column(const std::vector<CycleResult>& cycles) {
-  return cycles.empty() ||
-         std::any_of(cycles.begin(), cycles.end(), [](const CycleResult& c) { return c.test_acc.empty(); });
+  return cycles.empty() || std::any_of(cycles.begin(), cycles.end(),
+                                       [](const CycleResult& c) { return c.test_acc.empty(); });
 }
 
 struct Column {
@@ -315,14 +319,16 @@ std::vector<std::string> all_test_sets(const RunResults& results) {
 
 std::string results_csv(const RunResults& results) {
   const std::vector<std::string> sets = all_test_sets(results);
-  std::string csv = "line,cycle,status,prunable_kept,prunable_total,density,best_val_acc,best_iteration";
+  std::string csv =
+      "line,cycle,status,prunable_kept,prunable_total,density,best_val_acc,best_iteration";
   for (const auto& set : sets) csv += "," + csv_field("acc_" + set);
   csv += "\n";
   for (const LineResult* line : all_lines(results))
     for (const auto& c : line->cycles) {
-      csv += csv_field(line->name) + "," + cycle_name(c.cycle) + "," + (c.running ? "running" : "complete") +
-             "," + csv_integer(c.kept) + "," + csv_integer(c.total) + "," + csv_number(c.density) + "," +
-             csv_number(c.best_val_acc) + "," + csv_integer(c.best_iteration);
+      csv += csv_field(line->name) + "," + cycle_name(c.cycle) + "," +
+             (c.running ? "running" : "complete") + "," + csv_integer(c.kept) + "," +
+             csv_integer(c.total) + "," + csv_number(c.density) + "," + csv_number(c.best_val_acc) +
+             "," + csv_integer(c.best_iteration);
       for (const auto& set : sets) {
         auto it = c.test_acc.find(set);
         csv += "," + (it == c.test_acc.end() ? std::string() : csv_number(it->second));
@@ -372,21 +378,22 @@ std::string run_name(const fs::path& run) {
 }
 
 // One series per (line, test set): colour = test set, line style and marker = line.
-void add_line_series(const LineResult& line, size_t line_index, const std::vector<std::string>& sets,
-                     plot::DensityChart& chart) {
+void add_line_series(const LineResult& line, size_t line_index,
+                     const std::vector<std::string>& sets, plot::DensityChart& chart) {
   const std::vector<std::string> own = ordered_test_sets(line.cycles);
   const bool use_val = own.empty();
   for (const std::string& set : use_val ? std::vector<std::string>{"val"} : own) {
     plot::Series series;
-    series.label = (use_val ? "Val" : test_set_label(set)) +
-                   (line_index == 0 ? "" : " (" + line.name + ")");
+    series.label =
+        (use_val ? "Val" : test_set_label(set)) + (line_index == 0 ? "" : " (" + line.name + ")");
     series.color = static_cast<int>(std::find(sets.begin(), sets.end(), set) - sets.begin());
     series.line_style = line_index == 0 ? 1 : 3 + static_cast<int>((line_index - 1) % 6);
     series.marker = static_cast<int>(line_index);
     for (const auto& c : line.cycles) {
       const auto it = c.test_acc.find(set);
       const std::optional<double> acc =
-          use_val ? c.best_val_acc : (it == c.test_acc.end() ? std::nullopt : std::optional<double>(it->second));
+          use_val ? c.best_val_acc
+                  : (it == c.test_acc.end() ? std::nullopt : std::optional<double>(it->second));
       if (!c.density || !acc || *c.density <= 0) continue;
       series.x.push_back(*c.density * 100);
       series.y.push_back(*acc * 100);
@@ -403,7 +410,9 @@ void add_dense_references(const LineResult& main, const std::vector<std::string>
   const std::vector<std::string> own = ordered_test_sets(main.cycles);
   for (const auto& set : own)
     if (auto it = dense.test_acc.find(set); it != dense.test_acc.end())
-      chart.references.push_back({it->second * 100, static_cast<int>(std::find(sets.begin(), sets.end(), set) - sets.begin())});
+      chart.references.push_back(
+          {it->second * 100,
+           static_cast<int>(std::find(sets.begin(), sets.end(), set) - sets.begin())});
   if (own.empty() && dense.best_val_acc)
     chart.references.push_back({*dense.best_val_acc * 100, static_cast<int>(sets.size())});
 }
@@ -426,7 +435,8 @@ plot::DensityChart density_chart(const RunResults& results) {
 
 std::string short_layer_name(const std::string& name) {
   const std::string suffix = ".weight";
-  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+  if (name.size() > suffix.size() &&
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
     return name.substr(0, name.size() - suffix.size());
   return name;
 }
@@ -441,11 +451,14 @@ std::optional<plot::BarChart> layer_chart(const LineResult& main) {
   int64_t kept = 0, total = 0;
   for (const auto& layer : last->layers) {
     chart.labels.push_back(short_layer_name(layer.name));
-    chart.values.push_back(layer.total > 0 ? 100.0 * static_cast<double>(layer.kept) / static_cast<double>(layer.total) : 0.0);
+    chart.values.push_back(layer.total > 0 ? 100.0 * static_cast<double>(layer.kept) /
+                                                 static_cast<double>(layer.total)
+                                           : 0.0);
     kept += layer.kept;
     total += layer.total;
   }
-  const double overall = last->density.value_or(total > 0 ? static_cast<double>(kept) / static_cast<double>(total) : 0.0);
+  const double overall = last->density.value_or(
+      total > 0 ? static_cast<double>(kept) / static_cast<double>(total) : 0.0);
   char label[64];
   std::snprintf(label, sizeof label, "overall %.2f %%", overall * 100);
   chart.reference = overall * 100;
@@ -456,7 +469,8 @@ std::optional<plot::BarChart> layer_chart(const LineResult& main) {
 template <typename Chart>
 void draw_both_formats(const Chart& chart, const fs::path& stem, const ReportOptions& options,
                        ReportOutput& output) {
-  for (const auto& [format, extension] : {std::pair{plot::Format::Png, ".png"}, std::pair{plot::Format::Svg, ".svg"}}) {
+  for (const auto& [format, extension] :
+       {std::pair{plot::Format::Png, ".png"}, std::pair{plot::Format::Svg, ".svg"}}) {
     const fs::path file = stem.string() + extension;
     try {
       plot::draw(chart, plot::Canvas{file, format, options.width, options.height});
@@ -471,12 +485,14 @@ void write_plots(const ReportOptions& options, ReportOutput& output) {
   const fs::path& run = output.results.run;
   const plot::DensityChart accuracy = density_chart(output.results);
   if (accuracy.series.empty())
-    output.results.notes.push_back("accuracy_vs_density not drawn: no cycle has both a density and an accuracy yet");
+    output.results.notes.push_back(
+        "accuracy_vs_density not drawn: no cycle has both a density and an accuracy yet");
   else
     draw_both_formats(accuracy, run / "accuracy_vs_density", options, output);
   const auto layers = layer_chart(output.results.main);
   if (!layers)
-    output.results.notes.push_back("layer_density not drawn: no summary.json lists per-layer counts yet");
+    output.results.notes.push_back(
+        "layer_density not drawn: no summary.json lists per-layer counts yet");
   else
     draw_both_formats(*layers, run / "layer_density", options, output);
 }
@@ -484,14 +500,17 @@ void write_plots(const ReportOptions& options, ReportOutput& output) {
 // ---- report.md -----------------------------------------------------------------------
 
 bool has_running(const LineResult& line) {
-  return std::any_of(line.cycles.begin(), line.cycles.end(), [](const CycleResult& c) { return c.running; });
+  return std::any_of(line.cycles.begin(), line.cycles.end(),
+                     [](const CycleResult& c) { return c.running; });
 }
 
 std::string markdown_report(const ReportOutput& output) {
   const RunResults& results = output.results;
   std::string md = "# Results: " + run_name(results.run) + "\n\n";
-  md += "Accuracy (%) on each test set of every IMP cycle's best-validation weights. "
-        "\"# Params (Conv)\" counts the prunable weights kept, with the fraction kept in parentheses.\n\n";
+  md +=
+      "Accuracy (%) on each test set of every IMP cycle's best-validation weights. "
+      "\"# Params (Conv)\" counts the prunable weights kept, with the fraction kept in "
+      "parentheses.\n\n";
   bool running = false;
   for (const LineResult* line : all_lines(results)) {
     if (line != &results.main) md += "## Branch `" + line->name + "`\n\n";
@@ -499,8 +518,9 @@ std::string markdown_report(const ReportOutput& output) {
     running = running || has_running(*line);
   }
   if (running)
-    md += "(running): cycle in progress; its figures are those logged so far "
-          "(Val = best validation accuracy yet).\n\n";
+    md +=
+        "(running): cycle in progress; its figures are those logged so far "
+        "(Val = best validation accuracy yet).\n\n";
   std::string images;
   for (const auto& file : output.files)
     if (file.extension() == ".png")
@@ -565,8 +585,9 @@ std::string results_table(const LineResult& line) {
   return render_table(columns);
 }
 
-RunResults collect_run_results(const fs::path& run) {
-  if (!fs::is_directory(run)) throw UserError(run.string() + ": no such run folder");
+namespace {
+
+RunResults collect_unchecked(const fs::path& run) {
   RunResults results;
   results.run = run;
   results.main = read_line(run, "main", results.notes);
@@ -574,11 +595,23 @@ RunResults collect_run_results(const fs::path& run) {
   if (fs::is_directory(branches)) {
     for (const auto& entry : fs::directory_iterator(branches))
       if (entry.is_directory())
-        results.branches.push_back(read_line(entry.path(), entry.path().filename().string(), results.notes));
+        results.branches.push_back(
+            read_line(entry.path(), entry.path().filename().string(), results.notes));
     std::sort(results.branches.begin(), results.branches.end(),
               [](const LineResult& a, const LineResult& b) { return a.name < b.name; });
   }
   return results;
+}
+
+}  // namespace
+
+RunResults collect_run_results(const fs::path& run) {
+  if (!fs::is_directory(run)) throw UserError(run.string() + ": no such run folder");
+  try {
+    return collect_unchecked(run);
+  } catch (const fs::filesystem_error& e) {  // e.g. an unreadable folder
+    throw UserError(e.path1().string() + ": " + e.code().message());
+  }
 }
 
 void print_results_tables(const RunResults& results, std::ostream& out) {

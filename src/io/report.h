@@ -27,9 +27,9 @@ struct LayerCount {
 struct CycleResult {
   int cycle = 0;
   bool running = false;
-  std::optional<int64_t> kept;   // prunable weights kept / in total
+  std::optional<int64_t> kept;  // prunable weights kept / in total
   std::optional<int64_t> total;
-  std::optional<double> density;  // kept / total
+  std::optional<double> density;   // kept / total
   std::vector<LayerCount> layers;  // network order; empty when unknown
   std::optional<double> best_val_acc;
   std::optional<int64_t> best_iteration;

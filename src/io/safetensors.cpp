@@ -11,7 +11,8 @@
 
 // The format is little-endian; so is every machine lth targets (x86-64, aarch64), which
 // lets tensor bytes go to and from disk without swapping.
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "lth's safetensors code assumes a little-endian host");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "lth's safetensors code assumes a little-endian host");
 
 namespace lth::io {
 namespace {
@@ -23,9 +24,9 @@ struct DtypeEntry {
 };
 
 constexpr DtypeEntry kDtypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},  {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},   {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
+    {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
+    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
+    {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
     {"BOOL", torch::kBool, 1},
 };
 
@@ -119,7 +120,8 @@ class HeaderParser {
     if (!value["dtype"].is_string()) fail(what + " has a dtype that is not a string");
     info.dtype = value["dtype"].get<std::string>();
     if (find_dtype(info.dtype) == nullptr)
-      fail(what + " has unsupported dtype '" + info.dtype + "' (supported: " + supported_dtypes() + ")");
+      fail(what + " has unsupported dtype '" + info.dtype + "' (supported: " + supported_dtypes() +
+           ")");
     const auto& shape = value["shape"];
     if (!shape.is_array()) fail(what + " has a shape that is not an array");
     for (const auto& dim : shape) {
@@ -128,7 +130,8 @@ class HeaderParser {
       info.shape.push_back(static_cast<int64_t>(d));
     }
     const auto& offsets = value["data_offsets"];
-    if (!offsets.is_array() || offsets.size() != 2) fail(what + " data_offsets is not [begin, end]");
+    if (!offsets.is_array() || offsets.size() != 2)
+      fail(what + " data_offsets is not [begin, end]");
     info.begin = non_negative(offsets[0], what + " data_offsets begin");
     info.end = non_negative(offsets[1], what + " data_offsets end");
     if (info.end < info.begin) fail(what + " has data_offsets [begin, end] with end < begin");
@@ -185,7 +188,8 @@ torch::Tensor make_tensor(const HeaderParser& parser, const std::string& name,
   // A BOOL byte other than 0/1 is undefined behaviour for torch::kBool.
   if (dtype->type == torch::kBool)
     for (size_t i = 0; i < bytes; ++i)
-      if (data[info.begin + i] > 1) parser.fail("tensor '" + name + "' (BOOL) holds a byte other than 0 or 1");
+      if (data[info.begin + i] > 1)
+        parser.fail("tensor '" + name + "' (BOOL) holds a byte other than 0 or 1");
   // A fresh tensor and memcpy rather than views of one shared buffer: offsets need not be
   // aligned for the dtype, and a view would keep the whole file alive for as long as any
   // single tensor of it is used.

@@ -45,7 +45,8 @@ TEST(Checkpoint, RoundTrip) {
   ASSERT_TRUE(back.best_acc.has_value());
   EXPECT_EQ(*back.best_acc, *ckpt.best_acc);  // bit-exact through the text metadata
   ASSERT_EQ(back.state.size(), 3u);
-  for (const auto& [name, t] : ckpt.state) EXPECT_TRUE(torch::equal(back.state.at(name), t)) << name;
+  for (const auto& [name, t] : ckpt.state)
+    EXPECT_TRUE(torch::equal(back.state.at(name), t)) << name;
   ASSERT_EQ(back.masks.size(), 2u);
   for (const auto& [name, m] : ckpt.masks) {
     EXPECT_EQ(back.masks.at(name).scalar_type(), torch::kFloat32);
@@ -89,7 +90,8 @@ TEST(Checkpoint, RejectsNonBinaryMaskOnSave) {
   Checkpoint ckpt = sample_checkpoint();
   ckpt.masks["fc.weight"][0][0] = 0.5;
   const std::string message = error_of([&] { save_checkpoint(dir / "c.safetensors", ckpt); });
-  EXPECT_NE(message.find("mask/fc.weight has values other than 0 and 1"), std::string::npos) << message;
+  EXPECT_NE(message.find("mask/fc.weight has values other than 0 and 1"), std::string::npos)
+      << message;
   EXPECT_FALSE(std::filesystem::exists(dir / "c.safetensors"));
 }
 
@@ -97,18 +99,21 @@ TEST(Checkpoint, RejectsMaskOfWrongShapeOrWithoutParameter) {
   ScratchDir dir;
   Checkpoint ckpt = sample_checkpoint();
   ckpt.masks["fc.weight"] = torch::ones({4, 10});
-  EXPECT_NE(error_of([&] { save_checkpoint(dir / "c.safetensors", ckpt); }).find("shape"), std::string::npos);
+  EXPECT_NE(error_of([&] { save_checkpoint(dir / "c.safetensors", ckpt); }).find("shape"),
+            std::string::npos);
   ckpt = sample_checkpoint();
   ckpt.masks["layer9.weight"] = torch::ones({1});
-  EXPECT_NE(error_of([&] { save_checkpoint(dir / "c.safetensors", ckpt); }).find("no parameter"), std::string::npos);
+  EXPECT_NE(error_of([&] { save_checkpoint(dir / "c.safetensors", ckpt); }).find("no parameter"),
+            std::string::npos);
 }
 
 TEST(Checkpoint, LoadRejectsForeignAndInconsistentFiles) {
   ScratchDir dir;
   const auto plain = dir / "plain.safetensors";
   write_safetensors(plain, {{"w", torch::ones({2})}}, {});
-  EXPECT_EQ(error_of([&] { load_checkpoint(plain); }),
-            plain.string() + ": not an lth checkpoint (format missing, expected 'lth-checkpoint-1')");
+  EXPECT_EQ(
+      error_of([&] { load_checkpoint(plain); }),
+      plain.string() + ": not an lth checkpoint (format missing, expected 'lth-checkpoint-1')");
   const auto other = dir / "other.safetensors";
   write_safetensors(other, {{"w", torch::ones({2})}}, {{"format", "pt"}});
   EXPECT_EQ(error_of([&] { load_checkpoint(other); }),
@@ -116,17 +121,24 @@ TEST(Checkpoint, LoadRejectsForeignAndInconsistentFiles) {
 
   const Metadata good{{"format", "lth-checkpoint-1"}, {"iteration", "5"}};
   const auto shape = dir / "shape.safetensors";
-  write_safetensors(shape, {{"w", torch::ones({2, 3})}, {"mask/w", torch::ones({3, 2}, torch::kUInt8)}}, good);
+  write_safetensors(
+      shape, {{"w", torch::ones({2, 3})}, {"mask/w", torch::ones({3, 2}, torch::kUInt8)}}, good);
   const std::string shape_error = error_of([&] { load_checkpoint(shape); });
-  EXPECT_NE(shape_error.find(shape.string() + ": mask/w has shape [3, 2] but w has shape [2, 3]"), std::string::npos)
+  EXPECT_NE(shape_error.find(shape.string() + ": mask/w has shape [3, 2] but w has shape [2, 3]"),
+            std::string::npos)
       << shape_error;
   const auto values = dir / "values.safetensors";
-  write_safetensors(values, {{"w", torch::ones({2})}, {"mask/w", torch::tensor({0, 2}, torch::kUInt8)}}, good);
-  EXPECT_NE(error_of([&] { load_checkpoint(values); }).find("other than 0 and 1"), std::string::npos);
+  write_safetensors(
+      values, {{"w", torch::ones({2})}, {"mask/w", torch::tensor({0, 2}, torch::kUInt8)}}, good);
+  EXPECT_NE(error_of([&] { load_checkpoint(values); }).find("other than 0 and 1"),
+            std::string::npos);
   const auto iteration = dir / "iteration.safetensors";
-  write_safetensors(iteration, {{"w", torch::ones({2})}}, {{"format", "lth-checkpoint-1"}, {"iteration", "12x"}});
-  EXPECT_NE(error_of([&] { load_checkpoint(iteration); }).find("'iteration' is not a number"), std::string::npos);
-  EXPECT_NE(error_of([&] { load_checkpoint(dir / "missing.safetensors"); }).find("no such file"), std::string::npos);
+  write_safetensors(iteration, {{"w", torch::ones({2})}},
+                    {{"format", "lth-checkpoint-1"}, {"iteration", "12x"}});
+  EXPECT_NE(error_of([&] { load_checkpoint(iteration); }).find("'iteration' is not a number"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_checkpoint(dir / "missing.safetensors"); }).find("no such file"),
+            std::string::npos);
 }
 
 TEST(Checkpoint, AtomicAgainstLeftoverTemporary) {
@@ -183,7 +195,8 @@ TEST(Checkpoint, DocumentedNumpySnippetReadsIt) {
   ScratchDir dir;
   const Checkpoint ckpt = sample_checkpoint();
   save_checkpoint(dir / "c.safetensors", ckpt);
-  const auto blocks = python_blocks(testing::read_bytes(std::string(LTH_SOURCE_DIR) + "/docs/FORMATS.md"));
+  const auto blocks =
+      python_blocks(testing::read_bytes(std::string(LTH_SOURCE_DIR) + "/docs/FORMATS.md"));
   ASSERT_GE(blocks.size(), 2u);
   std::string usage = blocks[1];
   const std::string example = "run/003/init.safetensors";
@@ -195,14 +208,17 @@ TEST(Checkpoint, DocumentedNumpySnippetReadsIt) {
                              "'mask_dtype': str(tensors['mask/fc.weight'].dtype)}))\n";
   testing::write_bytes(dir / "snippet.py", script);
   int status = 0;
-  const std::string out = testing::run_command("/usr/bin/python3 '" + (dir / "snippet.py").string() + "'", &status);
+  const std::string out =
+      testing::run_command("/usr/bin/python3 '" + (dir / "snippet.py").string() + "'", &status);
   ASSERT_EQ(status, 0) << out;
   const auto result = nlohmann::json::parse(out);
   EXPECT_EQ(result["iteration"], 47000);
   EXPECT_EQ(result["mask_dtype"], "uint8");
-  const double kept = (ckpt.masks.at("conv1.weight").sum() + ckpt.masks.at("fc.weight").sum()).item<double>();
+  const double kept =
+      (ckpt.masks.at("conv1.weight").sum() + ckpt.masks.at("fc.weight").sum()).item<double>();
   EXPECT_DOUBLE_EQ(result["density"].get<double>(), kept / (108 + 40));
-  EXPECT_NEAR(result["conv1"].get<double>(), ckpt.state.at("conv1.weight").sum().item<double>(), 1e-4);
+  EXPECT_NEAR(result["conv1"].get<double>(), ckpt.state.at("conv1.weight").sum().item<double>(),
+              1e-4);
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ constexpr int64_t kTotal = 23454912;
 json summary(int cycle, int64_t kept, std::vector<double> accs, double val) {
   const char* sets[] = {"imagenet", "imagenet-v2", "imagenet-r", "imagenet-a", "imagenet-sketch"};
   json test = json::object();
-  for (size_t i = 0; i < accs.size(); ++i) test[sets[i]] = {{"acc", accs[i]}, {"nll", 1.0}, {"count", 50000}};
+  for (size_t i = 0; i < accs.size(); ++i)
+    test[sets[i]] = {{"acc", accs[i]}, {"nll", 1.0}, {"count", 50000}};
   return {{"cycle", cycle},
           {"complete", true},
           {"prunable_kept", kept},
@@ -30,7 +31,9 @@ json summary(int cycle, int64_t kept, std::vector<double> accs, double val) {
           {"layers",
            {{{"name", "conv1.weight"}, {"kept", 9408 * kept / kTotal}, {"total", 9408}},
             {{"name", "layer1.0.conv1.weight"}, {"kept", 4096}, {"total", 4096}},
-            {{"name", "layer4.2.conv3.weight"}, {"kept", 1048576 * kept / kTotal / 2}, {"total", 1048576}}}},
+            {{"name", "layer4.2.conv3.weight"},
+             {"kept", 1048576 * kept / kTotal / 2},
+             {"total", 1048576}}}},
           {"best_val_acc", val},
           {"best_iteration", 47000},
           {"test", test}};
@@ -45,8 +48,10 @@ void write_json(const fs::path& file, const json& value) {
 // (metrics and its ticket only), and a control branch with one tested cycle.
 fs::path make_run(const ScratchDir& dir) {
   const fs::path run = dir / "imagenet2012";
-  write_json(run / "000" / "summary.json", summary(0, kTotal, {0.7606, 0.6369, 0.3550, 0.01933, 0.2385}, 0.7611));
-  write_json(run / "001" / "summary.json", summary(1, 18764028, {0.7633, 0.6411, 0.3529, 0.01960, 0.2391}, 0.7640));
+  write_json(run / "000" / "summary.json",
+             summary(0, kTotal, {0.7606, 0.6369, 0.3550, 0.01933, 0.2385}, 0.7611));
+  write_json(run / "001" / "summary.json",
+             summary(1, 18764028, {0.7633, 0.6411, 0.3529, 0.01960, 0.2391}, 0.7640));
   fs::create_directories(run / "002");
   testing::write_bytes(run / "002" / "metrics.jsonl",
                        "{\"event\":\"start\",\"iteration\":0}\n"
@@ -117,9 +122,11 @@ TEST(Report, TableMatchesTheReferenceReadme) {
 
 TEST(Report, TestSetOrderAndAccuracyFormat) {
   CycleResult c;
-  for (const char* set : {"fashion-mnist", "imagenet-sketch", "cifar10", "imagenet", "imagenet-a"}) c.test_acc[set] = 0.5;
+  for (const char* set : {"fashion-mnist", "imagenet-sketch", "cifar10", "imagenet", "imagenet-a"})
+    c.test_acc[set] = 0.5;
   EXPECT_EQ(ordered_test_sets({c}),
-            (std::vector<std::string>{"imagenet", "imagenet-a", "imagenet-sketch", "cifar10", "fashion-mnist"}));
+            (std::vector<std::string>{"imagenet", "imagenet-a", "imagenet-sketch", "cifar10",
+                                      "fashion-mnist"}));
   EXPECT_EQ(test_set_label("imagenet-sketch"), "IN-S");
   EXPECT_EQ(test_set_label("fashion-mnist"), "fashion-mnist");
   EXPECT_EQ(format_accuracy(0.7648), "76.48");
@@ -139,7 +146,9 @@ TEST(Report, ValColumnWhenNothingIsTested) {
             "| 000   |               - | 90.12 |\n");
 }
 
-bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
 
 TEST(Report, WritesAllFiles) {
   ScratchDir dir;
@@ -163,7 +172,9 @@ TEST(Report, WritesAllFiles) {
   EXPECT_EQ(header,
             "line,cycle,status,prunable_kept,prunable_total,density,best_val_acc,best_iteration,"
             "acc_imagenet,acc_imagenet-v2,acc_imagenet-r,acc_imagenet-a,acc_imagenet-sketch");
-  EXPECT_EQ(row0, "main,000,complete,23454912,23454912,1,0.7611,47000,0.7606,0.6369,0.355,0.01933,0.2385");
+  EXPECT_EQ(
+      row0,
+      "main,000,complete,23454912,23454912,1,0.7611,47000,0.7606,0.6369,0.355,0.01933,0.2385");
   EXPECT_EQ(row2, "main,002,running,64,100,0.64,0.7512,2000,,,,,");
   EXPECT_EQ(branch_row, "reinit,001,complete,18764028,23454912,0.8000041953,0.702,47000,0.701,,,,");
 
@@ -217,12 +228,15 @@ TEST(Report, ErrorsNameTheFile) {
     EXPECT_EQ(std::string(e.what()), (dir / "absent").string() + ": no such run folder");
   }
   fs::create_directories(dir / "run" / "000");
-  testing::write_bytes(dir / "run" / "000" / "summary.json", "{\"cycle\": 0, \"density\": \"half\"}");
+  testing::write_bytes(dir / "run" / "000" / "summary.json",
+                       "{\"cycle\": 0, \"density\": \"half\"}");
   try {
     collect_run_results(dir / "run");
     ADD_FAILURE();
   } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("summary.json: \"density\" is not a number"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("summary.json: \"density\" is not a number"),
+              std::string::npos)
+        << e.what();
   }
 }
 

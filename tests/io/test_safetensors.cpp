@@ -20,10 +20,9 @@ using testing::read_bytes;
 using testing::ScratchDir;
 using testing::write_bytes;
 
-const torch::ScalarType kAllTypes[] = {torch::kFloat64, torch::kFloat32, torch::kFloat16,
-                                       torch::kBFloat16, torch::kInt64,  torch::kInt32,
-                                       torch::kInt16,   torch::kInt8,    torch::kUInt8,
-                                       torch::kBool};
+const torch::ScalarType kAllTypes[] = {
+    torch::kFloat64, torch::kFloat32, torch::kFloat16, torch::kBFloat16, torch::kInt64,
+    torch::kInt32,   torch::kInt16,   torch::kInt8,    torch::kUInt8,    torch::kBool};
 
 // Values that exercise every bit pattern class a dtype has: signs, extremes, -0, NaN, inf.
 torch::Tensor sample(torch::ScalarType type) {
@@ -81,9 +80,10 @@ TEST(Safetensors, WritesNonContiguousTensorsByValue) {
 
 TEST(Safetensors, LayoutFollowsTheReference) {
   ScratchDir dir;
-  write_safetensors(dir / "a.safetensors",
-                    {{"b", torch::ones({3}, torch::kInt8)}, {"a", torch::ones({2}, torch::kFloat64)}},
-                    {{"k", "v"}});
+  write_safetensors(
+      dir / "a.safetensors",
+      {{"b", torch::ones({3}, torch::kInt8)}, {"a", torch::ones({2}, torch::kFloat64)}},
+      {{"k", "v"}});
   const std::string bytes = read_bytes(dir / "a.safetensors");
   uint64_t length = 0;
   std::memcpy(&length, bytes.data(), 8);
@@ -109,7 +109,8 @@ TEST(Safetensors, NoMetadataMeansNoMetadataEntry) {
 
 TEST(Safetensors, RejectsUnsupportedDtypes) {
   ScratchDir dir;
-  EXPECT_THROW(write_safetensors(dir / "a.safetensors", {{"c", torch::zeros({2}, torch::kComplexFloat)}}, {}),
+  EXPECT_THROW(write_safetensors(dir / "a.safetensors",
+                                 {{"c", torch::zeros({2}, torch::kComplexFloat)}}, {}),
                UserError);
   EXPECT_FALSE(std::filesystem::exists(dir / "a.safetensors"));
 }
@@ -120,7 +121,8 @@ double value_of(const nlohmann::json& v) {
   if (v.is_string()) {
     const std::string s = v.get<std::string>();
     if (s == "nan") return std::nan("");
-    return s == "inf" ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
+    return s == "inf" ? std::numeric_limits<double>::infinity()
+                      : -std::numeric_limits<double>::infinity();
   }
   return v.get<double>();
 }
@@ -139,7 +141,8 @@ TEST(Safetensors, IndependentPythonReaderAgrees) {
 
   const std::string script = std::string(LTH_SOURCE_DIR) + "/tests/io/read_safetensors.py";
   int status = 0;
-  const std::string out = testing::run_command("/usr/bin/python3 '" + script + "' '" + file.string() + "'", &status);
+  const std::string out =
+      testing::run_command("/usr/bin/python3 '" + script + "' '" + file.string() + "'", &status);
   ASSERT_EQ(status, 0) << out;
   const auto parsed = nlohmann::json::parse(out);
   EXPECT_EQ(parsed["metadata"].get<Metadata>(), metadata);
@@ -154,7 +157,8 @@ TEST(Safetensors, IndependentPythonReaderAgrees) {
     const torch::Tensor flat = tensor.reshape(-1).to(torch::kFloat64);
     ASSERT_EQ(entry["values"].size(), static_cast<size_t>(flat.numel())) << name;
     for (int64_t i = 0; i < flat.numel(); ++i)
-      EXPECT_TRUE(same_value(value_of(entry["values"][i]), flat[i].item<double>())) << name << "[" << i << "]";
+      EXPECT_TRUE(same_value(value_of(entry["values"][i]), flat[i].item<double>()))
+          << name << "[" << i << "]";
   }
 }
 
@@ -191,7 +195,8 @@ TEST(Safetensors, MissingFileNamesTheFile) {
 
 TEST(Safetensors, TruncatedFilesAreRejectedAtEveryCut) {
   ScratchDir dir;
-  write_safetensors(dir / "good.safetensors", {{"w", torch::arange(64, torch::kFloat32)}}, {{"k", "v"}});
+  write_safetensors(dir / "good.safetensors", {{"w", torch::arange(64, torch::kFloat32)}},
+                    {{"k", "v"}});
   const std::string bytes = read_bytes(dir / "good.safetensors");
   uint64_t length = 0;
   std::memcpy(&length, bytes.data(), 8);
@@ -223,17 +228,29 @@ TEST(Safetensors, MalformedHeadersAreRejected) {
       {"garbage", file_with("{this is not json", f32x2), "not valid JSON"},
       {"array", file_with("[1, 2]", ""), "not a JSON object"},
       {"huge_length", std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}", "header length"},
-      {"dtype", file_with(R"({"x":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", "ab"), "unsupported dtype 'F8_E4M3'"},
-      {"shape", file_with(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", f32x2), "span 8"},
-      {"negative", file_with(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", f32x2), "non-negative"},
-      {"reversed", file_with(R"({"x":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", ""), "end < begin"},
-      {"overlap", file_with(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32x2), "overlap"},
-      {"beyond", file_with(R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", f32x2), "beyond the end"},
-      {"gap", file_with(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32x2), "belong to no tensor"},
-      {"trailing", file_with(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", f32x2), "trailing"},
+      {"dtype", file_with(R"({"x":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", "ab"),
+       "unsupported dtype 'F8_E4M3'"},
+      {"shape", file_with(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", f32x2),
+       "span 8"},
+      {"negative", file_with(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", f32x2),
+       "non-negative"},
+      {"reversed", file_with(R"({"x":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", ""),
+       "end < begin"},
+      {"overlap",
+       file_with(
+           R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+           f32x2),
+       "overlap"},
+      {"beyond", file_with(R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", f32x2),
+       "beyond the end"},
+      {"gap", file_with(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32x2),
+       "belong to no tensor"},
+      {"trailing", file_with(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", f32x2),
+       "trailing"},
       {"metadata", file_with(R"({"__metadata__":{"k":3}})", ""), "not a string"},
       {"missing_key", file_with(R"({"x":{"dtype":"F32","shape":[1]}})", "abcd"), "data_offsets"},
-      {"bool", file_with(R"({"x":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", "\x01\x07"), "BOOL"},
+      {"bool", file_with(R"({"x":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", "\x01\x07"),
+       "BOOL"},
   };
   for (const auto& c : cases) {
     const auto file = dir / (std::string(c.name) + ".safetensors");
@@ -251,7 +268,8 @@ TEST(Safetensors, AcceptsFilesWithoutPaddingOrTensors) {
   ScratchDir dir;
   write_bytes(dir / "empty.safetensors", file_with("{}", ""));
   EXPECT_TRUE(read_safetensors(dir / "empty.safetensors").tensors.empty());
-  write_bytes(dir / "odd.safetensors", file_with(R"({"x":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})", "abc"));
+  write_bytes(dir / "odd.safetensors",
+              file_with(R"({"x":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})", "abc"));
   EXPECT_EQ(read_safetensors(dir / "odd.safetensors").tensors.at("x")[2].item<uint8_t>(), 'c');
 }
 
@@ -288,8 +306,9 @@ class FailedWrite : public ::testing::Test {
 // that has given up its privileges (uid/gid "nobody").
 TEST_F(FailedWrite, ReadOnlyFolder) {
   namespace fs = std::filesystem;
-  fs::permissions(dir_.path(), fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
-                                   fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(dir_.path(), fs::perms::owner_read | fs::perms::owner_exec |
+                                   fs::perms::group_read | fs::perms::group_exec |
+                                   fs::perms::others_read | fs::perms::others_exec);
   const pid_t child = ::fork();
   if (child == 0) {
     if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
@@ -304,7 +323,8 @@ TEST_F(FailedWrite, ReadOnlyFolder) {
   ::waitpid(child, &status, 0);
   fs::permissions(dir_.path(), fs::perms::owner_all);
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: write succeeded, 2: wrong message, 3: could not drop privileges";
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "1: write succeeded, 2: wrong message, 3: could not drop privileges";
   expect_old_file_intact();
 }
 
@@ -314,7 +334,8 @@ TEST_F(FailedWrite, TemporaryCannotBeCreated) {
     write_safetensors(file_, {{"x", torch::zeros({4})}}, {});
     ADD_FAILURE() << "write succeeded";
   } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find(file_.string() + ": cannot write"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(file_.string() + ": cannot write"), std::string::npos)
+        << e.what();
   }
   EXPECT_EQ(read_bytes(file_), old_);
 }
