@@ -107,8 +107,10 @@ std::vector<Taps> axis_taps(double start, double extent, int out, int source_len
   return taps;
 }
 
-uint8_t to_u8(float v) {
-  return static_cast<uint8_t>(std::clamp(static_cast<int>(lrintf(v)), 0, 255));
+// Round to nearest (halves up) and saturate. Clamping first lets the conversion be a plain
+// truncation, which compilers vectorise (lrintf would be a libm call per value).
+inline uint8_t to_u8(float v) {
+  return static_cast<uint8_t>(static_cast<int>(std::min(std::max(v, 0.0f), 255.0f) + 0.5f));
 }
 
 }  // namespace
@@ -146,39 +148,38 @@ void resize_bicubic(const uint8_t* src, int src_h, int src_w, const Region& regi
                     int out_w, uint8_t* out) {
   const auto xs = axis_taps(region.left, region.width, out_w, src_w);
   const auto ys = axis_taps(region.top, region.height, out_h, src_h);
-  int row_lo = src_h, row_hi = -1;
-  for (const auto& t : ys) {
-    row_lo = std::min(row_lo, t.index[0]);
-    row_hi = std::max(row_hi, t.index[3]);
+  int col_lo = src_w, col_hi = -1;
+  for (const auto& t : xs) {
+    col_lo = std::min(col_lo, t.index[0]);
+    col_hi = std::max(col_hi, t.index[3]);
   }
-  // Horizontal pass over the source rows the vertical taps use, into floats.
-  thread_local std::vector<float> rows;
-  const size_t row_len = static_cast<size_t>(out_w) * 3;
-  rows.resize(static_cast<size_t>(row_hi - row_lo + 1) * row_len);
-  for (int r = row_lo; r <= row_hi; ++r) {
-    const uint8_t* s = src + static_cast<size_t>(r) * src_w * 3;
-    float* d = rows.data() + static_cast<size_t>(r - row_lo) * row_len;
-    for (int x = 0; x < out_w; ++x, d += 3) {
-      const Taps& t = xs[static_cast<size_t>(x)];
-      const uint8_t* p0 = s + t.index[0] * 3;
-      const uint8_t* p1 = s + t.index[1] * 3;
-      const uint8_t* p2 = s + t.index[2] * 3;
-      const uint8_t* p3 = s + t.index[3] * 3;
-      for (int c = 0; c < 3; ++c) {
-        d[c] = t.weight[0] * p0[c] + t.weight[1] * p1[c] + t.weight[2] * p2[c] + t.weight[3] * p3[c];
-      }
-    }
-  }
-  // Vertical pass, rounded to uint8.
+  // One output row at a time: first the vertical combination of the 4 source rows over the
+  // columns the horizontal taps use (contiguous, so it vectorises), then the horizontal taps.
+  // TF sums the other way round; the two differ only by float rounding (never by more than
+  // one level after rounding to uint8), and this order is about twice as fast.
+  const size_t span = static_cast<size_t>(col_hi - col_lo + 1) * 3;
+  thread_local std::vector<float> line;
+  line.resize(span);
+  const size_t src_stride = static_cast<size_t>(src_w) * 3;
   for (int y = 0; y < out_h; ++y) {
-    const Taps& t = ys[static_cast<size_t>(y)];
-    const float* r0 = rows.data() + static_cast<size_t>(t.index[0] - row_lo) * row_len;
-    const float* r1 = rows.data() + static_cast<size_t>(t.index[1] - row_lo) * row_len;
-    const float* r2 = rows.data() + static_cast<size_t>(t.index[2] - row_lo) * row_len;
-    const float* r3 = rows.data() + static_cast<size_t>(t.index[3] - row_lo) * row_len;
-    uint8_t* o = out + static_cast<size_t>(y) * row_len;
-    for (size_t i = 0; i < row_len; ++i) {
-      o[i] = to_u8(t.weight[0] * r0[i] + t.weight[1] * r1[i] + t.weight[2] * r2[i] + t.weight[3] * r3[i]);
+    const Taps& ty = ys[static_cast<size_t>(y)];
+    const uint8_t* r0 = src + ty.index[0] * src_stride + col_lo * 3;
+    const uint8_t* r1 = src + ty.index[1] * src_stride + col_lo * 3;
+    const uint8_t* r2 = src + ty.index[2] * src_stride + col_lo * 3;
+    const uint8_t* r3 = src + ty.index[3] * src_stride + col_lo * 3;
+    const float w0 = ty.weight[0], w1 = ty.weight[1], w2 = ty.weight[2], w3 = ty.weight[3];
+    float* l = line.data();
+    for (size_t i = 0; i < span; ++i) l[i] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];
+    uint8_t* o = out + static_cast<size_t>(y) * out_w * 3;
+    for (int x = 0; x < out_w; ++x, o += 3) {
+      const Taps& t = xs[static_cast<size_t>(x)];
+      const float* p0 = l + (t.index[0] - col_lo) * 3;
+      const float* p1 = l + (t.index[1] - col_lo) * 3;
+      const float* p2 = l + (t.index[2] - col_lo) * 3;
+      const float* p3 = l + (t.index[3] - col_lo) * 3;
+      for (int c = 0; c < 3; ++c) {
+        o[c] = to_u8(t.weight[0] * p0[c] + t.weight[1] * p1[c] + t.weight[2] * p2[c] + t.weight[3] * p3[c]);
+      }
     }
   }
 }
