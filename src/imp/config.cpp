@@ -117,6 +117,7 @@ const std::vector<ConfigField>& config_fields() {
       {"run.seed", &C::seed, true, "seed (-1 = draw one)"},
       {"run.threads", &C::threads, false, "intra-op threads (0 = all cores)"},
       {"run.device", &C::device, false, "auto, cpu or cuda"},
+      {"run.stop_after", &C::stop_after, false, "stop resumably after N iterations (0 = off)"},
   };
   return fields;
 }
@@ -222,6 +223,7 @@ void validate(const ImpConfig& c) {
   require(c.cycles >= 0, "imp.cycles must be >= 0");
   require(c.target_density >= 0 && c.target_density < 1, "imp.target_density must be in [0, 1)");
   require(c.threads >= 0, "run.threads must be >= 0");
+  require(c.stop_after >= 0, "run.stop_after must be >= 0");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda",
           "run.device must be auto, cpu or cuda (got '" + c.device + "')");
 }

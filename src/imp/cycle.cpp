@@ -128,6 +128,7 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
   auto tc = experiment.train_config(plan.iterations, plan.constant_lr, plan.periodic_ckpt, plan.data_key);
   tc.schedule.peak_lr *= plan.lr_scale;
   const auto trained = train::run_training(tc, inputs, log);
+  if (trained.interrupted) return {{"cycle", plan.cycle}, {"complete", false}, {"interrupted", true}};
 
   nlohmann::json summary = mask_summary(inputs.masks);
   summary["cycle"] = plan.cycle;

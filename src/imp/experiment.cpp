@@ -84,6 +84,7 @@ train::TrainConfig Experiment::train_config(int64_t iterations, bool constant_lr
   t.prefetch_factor = static_cast<int>(c.prefetch_factor);
   t.seed = Rng::keyed(seed(), "data", data_key).next_u64();
   t.device = device_;
+  t.stop_after = c.stop_after;
   return t;
 }
 

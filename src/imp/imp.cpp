@@ -37,7 +37,8 @@ void write_text_atomically(const fs::path& path, const std::string& text) {
 }
 
 // The rewind phase: dense training at constant LR, saving iter_XXXXXX along the way.
-void run_rewind_phase(const Experiment& ex, const fs::path& run) {
+// Returns false when stopped early by run.stop_after.
+bool run_rewind_phase(const Experiment& ex, const fs::path& run) {
   const auto& c = ex.config();
   const bool root = ex.comm()->is_root();
   auto save_initial = [&](models::Network& net, pruning::MaskSet& masks) {
@@ -49,11 +50,11 @@ void run_rewind_phase(const Experiment& ex, const fs::path& run) {
     io::save_checkpoint(rewind_file(run, 0), ckpt);
   };
   if (c.rewind_iterations == 0) {
-    if (fs::exists(rewind_file(run, 0))) return;
+    if (fs::exists(rewind_file(run, 0))) return true;
     auto net = ex.make_network();
     auto masks = pruning::dense_masks(*net, pruning::parse_prunable_set(c.prunable));
     save_initial(*net, masks);
-    return;
+    return true;
   }
   CyclePlan plan;
   plan.dir = run;
@@ -64,9 +65,10 @@ void run_rewind_phase(const Experiment& ex, const fs::path& run) {
   plan.test_at_end = false;
   plan.data_key = 1000000;  // distinct from every cycle's data order
   plan.prepare = save_initial;
-  run_cycle(ex, plan);
+  if (run_cycle(ex, plan).value("interrupted", false)) return false;
   require(fs::exists(rewind_file(run, c.rewind_iterations)),
           rewind_file(run, c.rewind_iterations).string() + ": the rewind phase did not produce it");
+  return true;
 }
 
 CyclePlan main_cycle_plan(const Experiment& ex, const fs::path& run, int k) {
@@ -145,10 +147,15 @@ int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
   const auto branches = parse_branch_list(config.branches);
   pruning::parse_prunable_set(config.prunable);
   Experiment ex(config, std::move(comm));
-  run_rewind_phase(ex, run);
+  const auto stopped = [&ex, &run] {
+    if (ex.comm()->is_root()) std::cerr << "stopped early (run.stop_after); re-run the same command to resume " << run.string() << "\n";
+    return -1;
+  };
+  if (!run_rewind_phase(ex, run)) return stopped();
   int last_cycle = 0;
   for (int k = 0; k <= config.cycles; ++k) {
     const auto summary = run_cycle(ex, main_cycle_plan(ex, run, k));
+    if (summary.value("interrupted", false)) return stopped();
     last_cycle = k;
     if (summary.value("diverged", false) && !fs::exists(cycle_dir(run, k) / "best_acc.safetensors")) {
       throw UserError(cycle_dir(run, k).string() + ": training diverged (NaN loss) before any evaluation");
@@ -156,7 +163,9 @@ int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
     if (config.target_density > 0 && summary["density"].get<double>() <= config.target_density) break;
   }
   for (const auto& branch : branches) {
-    for (int k = 1; k <= last_cycle; ++k) run_cycle(ex, branch_cycle_plan(ex, run, branch, k));
+    for (int k = 1; k <= last_cycle; ++k) {
+      if (run_cycle(ex, branch_cycle_plan(ex, run, branch, k)).value("interrupted", false)) return stopped();
+    }
   }
   if (ex.comm()->is_root()) {
     const auto report = io::write_report(run);

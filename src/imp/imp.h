@@ -18,7 +18,8 @@ namespace lth::imp {
 // whose result-affecting settings equal `requested` (its seed is reused if none was set).
 ImpConfig prepare_run_folder(const std::filesystem::path& run, ImpConfig requested, bool writer);
 
-// Runs every phase, then writes the report (rank 0). Returns the number of cycles done.
+// Runs every phase, then writes the report (rank 0). Returns the last cycle done, or -1
+// when run.stop_after stopped it early (re-running the same command resumes).
 int run_imp(const std::filesystem::path& run, const ImpConfig& config, dist::CommunicatorPtr comm);
 
 // A seed from the OS random source, the clock and the process id (as the reference).

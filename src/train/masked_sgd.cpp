@@ -34,8 +34,9 @@ void MaskedSgd::step(double lr) {
     grads.push_back(std::move(g));
   }
   if (config_.global_clip) {
-    auto squares = torch::zeros({}, grads.front().options().dtype(torch::kFloat32));
-    for (const auto& g : grads) squares += g.to(torch::kFloat32).pow(2).sum();
+    // In the parameters' dtype (float32 master weights), on their device: no host sync.
+    auto squares = torch::zeros({}, grads.front().options());
+    for (const auto& g : grads) squares += g.pow(2).sum();
     const auto norm = squares.sqrt();
     const auto clip = *config_.global_clip;
     const auto factor = clip / torch::clamp_min(norm, clip);  // stays on device: no sync

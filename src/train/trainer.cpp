@@ -119,6 +119,14 @@ class Phase {
       } else if (config_.ckpt_every > 0 && state_.iteration % config_.ckpt_every == 0) {
         save_resumable();
       }
+      if (config_.stop_after > 0 && state_.iteration - start_iteration_ >= config_.stop_after &&
+          state_.iteration < config_.schedule.total_steps) {
+        save_resumable();
+        progress_.clear();
+        log_.info(fmt::format("stopping at iteration {} (stop_after); re-run to resume", state_.iteration));
+        interrupted_ = true;
+        return result();
+      }
     }
     state_.complete = true;
     save_resumable();
@@ -130,7 +138,8 @@ class Phase {
 
  private:
   TrainResult result() const {
-    return TrainResult{state_.iteration, state_.best_acc, state_.best_iteration, diverged_};
+    return TrainResult{state_.iteration, state_.best_acc, state_.best_iteration, diverged_,
+                       interrupted_};
   }
 
   data::LoaderOptions loader_options() const {
@@ -360,6 +369,7 @@ class Phase {
   Clock::time_point start_;
   int64_t start_iteration_ = 0;
   bool diverged_ = false;
+  bool interrupted_ = false;
 };
 
 }  // namespace

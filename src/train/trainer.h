@@ -33,6 +33,9 @@ struct TrainConfig {
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
   bool progress = true;          // live progress line when stderr is a terminal
+  // Stop resumably after this many iterations in this invocation (0 = run to the end):
+  // for time-limited cluster jobs that requeue themselves.
+  int64_t stop_after = 0;
 };
 
 struct TrainInputs {
@@ -49,7 +52,8 @@ struct TrainResult {
   int64_t iterations = 0;
   double best_acc = -1;
   int64_t best_iteration = 0;
-  bool diverged = false;  // stopped on a NaN training loss
+  bool diverged = false;     // stopped on a NaN training loss
+  bool interrupted = false;  // stopped by stop_after; last.safetensors resumes it
 };
 
 // Trains in `log.dir()`. If that folder holds last.safetensors from an interrupted run of
