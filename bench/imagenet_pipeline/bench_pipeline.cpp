@@ -9,6 +9,7 @@
 //   train_all           Loader with one worker per core
 //   eval_1core/eval_all the eval transform (centre crop + resize)
 // With --generate N, first writes N ImageNet-sized synthetic JPEGs (make-imagenet, 500 px).
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -16,7 +17,6 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "common/threads.h"
 #include "data/imagenet/class_index.h"
@@ -98,8 +98,11 @@ nlohmann::json through_loader(const lth::data::DatasetPtr& ds, int workers, int6
     ++passes;
   } while (seconds_since(t0) < min_seconds);
   const double dt = seconds_since(t0);
-  return {{"img_per_s", images / dt}, {"images", images}, {"passes", passes},
-          {"workers", workers}, {"skipped", skipped}};
+  return {{"img_per_s", images / dt},
+          {"images", images},
+          {"passes", passes},
+          {"workers", workers},
+          {"skipped", skipped}};
 }
 
 }  // namespace
@@ -111,12 +114,14 @@ int main(int argc, char** argv) {
   bool generate_only = false;
   int64_t batch = 64;
   double seconds = 4.0;
-  app.add_option("--root", root, "folder of class folders of JPEGs (or where --generate writes)")->required();
+  app.add_option("--root", root, "folder of class folders of JPEGs (or where --generate writes)")
+      ->required();
   app.add_option("--size", size, "output side");
   app.add_option("--batch", batch, "batch size");
   app.add_option("--seconds", seconds, "minimum timed seconds per figure");
   app.add_option("--threads", threads, "workers for the all-cores figures (0 = all cores)");
-  app.add_option("--generate", generate, "first write this many 500-px synthetic JPEGs under --root");
+  app.add_option("--generate", generate,
+                 "first write this many 500-px synthetic JPEGs under --root");
   app.add_flag("--generate_only", generate_only, "stop after --generate");
   app.add_option("--json", json_path, "also write the result here");
   CLI11_PARSE(app, argc, argv);
@@ -147,10 +152,14 @@ int main(int argc, char** argv) {
     o.size = size;
     o.train = train;
     o.dct_scaling = dct;
-    return std::make_shared<img::ImageFolderDataset>("bench", samples, 1000, std::vector<int64_t>{}, o);
+    return std::make_shared<img::ImageFolderDataset>("bench", samples, 1000, std::vector<int64_t>{},
+                                                     o);
   };
-  nlohmann::json out = {{"script", "bench_imagenet_pipeline"}, {"root", images_root.string()},
-                        {"images", samples.size()}, {"size", size}, {"batch", batch},
+  nlohmann::json out = {{"script", "bench_imagenet_pipeline"},
+                        {"root", images_root.string()},
+                        {"images", samples.size()},
+                        {"size", size},
+                        {"batch", batch},
                         {"all_cores", all}};
   out["decode_full_1core"] = decode_only(samples, seconds);
   out["train_1core"] = through_loader(make(true, true), 0, batch, seconds);

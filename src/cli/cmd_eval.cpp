@@ -48,7 +48,8 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 template <typename T>
 T config_value(const nlohmann::json& config, const char* section, const char* key, T fallback) {
-  if (config.contains(section) && config[section].contains(key)) return config[section][key].get<T>();
+  if (config.contains(section) && config[section].contains(key))
+    return config[section][key].get<T>();
   return fallback;
 }
 
@@ -61,7 +62,8 @@ models::ModelConfig model_config_of(const io::Checkpoint& ckpt, const std::strin
   require(!m.name.empty(), path + ": checkpoint config names no model (model.name)");
   m.width = config_value<int64_t>(ckpt.config, "model", "width", 1);
   const auto fc = ckpt.state.find("fc.weight");
-  require(fc != ckpt.state.end() && fc->second.dim() == 2, path + ": no 2-D fc.weight (classifier head)");
+  require(fc != ckpt.state.end() && fc->second.dim() == 2,
+          path + ": no 2-D fc.weight (classifier head)");
   m.num_classes = fc->second.size(0);
   m.in_channels = 3;
   m.image_size = image_size;
@@ -82,9 +84,9 @@ void load_state(models::Network& net, const io::Checkpoint& ckpt, const std::str
   auto copy = [&](const std::string& name, torch::Tensor& target) {
     const auto it = ckpt.state.find(name);
     require(it != ckpt.state.end(), path + ": missing tensor " + name);
-    require(it->second.sizes() == target.sizes(), path + ": " + name + " has shape " +
-                                                     c10::str(it->second.sizes()) + ", the network expects " +
-                                                     c10::str(target.sizes()));
+    require(it->second.sizes() == target.sizes(),
+            path + ": " + name + " has shape " + c10::str(it->second.sizes()) +
+                ", the network expects " + c10::str(target.sizes()));
     target.copy_(it->second);
   };
   for (auto& p : net.named_parameters()) copy(p.key(), p.value());
@@ -96,12 +98,13 @@ void print_table(const nlohmann::json& results, const eval::TestSuite& suite) {
               "acc %", "NLL", "ECE %");
   for (const auto& set : suite.present) {
     const auto& r = results.at(set.name);
-    const std::string classes =
-        set.class_subset.empty() ? std::to_string(suite.num_classes) : std::to_string(set.class_subset.size());
+    const std::string classes = set.class_subset.empty() ? std::to_string(suite.num_classes)
+                                                         : std::to_string(set.class_subset.size());
     std::printf("%-18s %8lld %8lld %8s %8.2f %8.4f %8.2f\n", set.name.c_str(),
                 static_cast<long long>(r["count"].get<int64_t>()),
                 static_cast<long long>(r["skipped"].get<int64_t>()), classes.c_str(),
-                100.0 * r["acc"].get<double>(), r["nll"].get<double>(), 100.0 * r["ece"].get<double>());
+                100.0 * r["acc"].get<double>(), r["nll"].get<double>(),
+                100.0 * r["ece"].get<double>());
   }
   for (const auto& a : suite.absent) {
     std::printf("%-18s skipped: not found at %s\n", a.name.c_str(), a.path.string().c_str());
@@ -139,17 +142,25 @@ void run_eval(const EvalFlags& f) {
     eo.class_subset = set.class_subset;
     std::cerr << "evaluating " << set.dataset->describe() << "\n";
     const auto r = eval::evaluate(*net, set.dataset, eo);
-    test[set.name] = {{"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece}, {"count", r.count},
-                      {"skipped", r.skipped}, {"classes", set.class_subset.empty()
-                                                              ? suite.num_classes
-                                                              : static_cast<int64_t>(set.class_subset.size())}};
+    test[set.name] = {
+        {"acc", r.accuracy},
+        {"nll", r.nll},
+        {"ece", r.ece},
+        {"count", r.count},
+        {"skipped", r.skipped},
+        {"classes", set.class_subset.empty() ? suite.num_classes
+                                             : static_cast<int64_t>(set.class_subset.size())}};
   }
   print_table(test, suite);
   if (!f.json.empty()) {
-    nlohmann::json out = {{"checkpoint", f.ckpt}, {"iteration", ckpt.iteration},
-                          {"data_root", f.data_root}, {"image_size", size}, {"test", test},
+    nlohmann::json out = {{"checkpoint", f.ckpt},
+                          {"iteration", ckpt.iteration},
+                          {"data_root", f.data_root},
+                          {"image_size", size},
+                          {"test", test},
                           {"absent", nlohmann::json::array()}};
-    for (const auto& a : suite.absent) out["absent"].push_back({{"name", a.name}, {"path", a.path.string()}});
+    for (const auto& a : suite.absent)
+      out["absent"].push_back({{"name", a.name}, {"path", a.path.string()}});
     std::ofstream file(f.json);
     require(file.good(), "cannot write --json " + f.json);
     file << out.dump(2) << "\n";
@@ -160,12 +171,14 @@ void run_eval(const EvalFlags& f) {
 
 void add_eval_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "eval", "Test a checkpoint on every ImageNet test set under --data_root (IN, V2, R, A, Sketch)");
+      "eval",
+      "Test a checkpoint on every ImageNet test set under --data_root (IN, V2, R, A, Sketch)");
   auto f = std::make_shared<EvalFlags>();
   cmd->add_option("--ckpt", f->ckpt, "checkpoint (.safetensors), e.g. RUN/003/best_acc.safetensors")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--data_root", f->data_root, "folder holding imagenet/val, imagenet-v2, imagenet-r, ...")
+  cmd->add_option("--data_root", f->data_root,
+                  "folder holding imagenet/val, imagenet-v2, imagenet-r, ...")
       ->required();
   cmd->add_option("--json", f->json, "also write the results here");
   cmd->add_option("--sets", f->sets, "only these sets, comma-separated (e.g. imagenet,imagenet-r)");
@@ -173,7 +186,8 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch_size", f->batch_size, "evaluation batch size")->capture_default_str();
   cmd->add_option("--num_workers", f->num_workers, "data loader threads")->capture_default_str();
-  cmd->add_option("--threads", f->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "intra-op threads (0 = all cores)")
+      ->capture_default_str();
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--strict_data", f->strict_data, "unreadable images are errors, not logged skips")
       ->capture_default_str();

@@ -17,21 +17,25 @@ void add_make_imagenet_command(CLI::App& app) {
   auto no_odd = std::make_shared<bool>(false);
   auto out = std::make_shared<std::string>();
   cmd->add_option("--out", *out, "folder to create (must not exist or be empty)")->required();
-  cmd->add_option("--classes", o->classes, "classes: the first K ImageNet-1k wnids")->capture_default_str();
+  cmd->add_option("--classes", o->classes, "classes: the first K ImageNet-1k wnids")
+      ->capture_default_str();
   cmd->add_option("--per_class", o->per_class, "train images per class")->capture_default_str();
   cmd->add_option("--test_per_class", o->test_per_class,
                   "images per class in val, V2, R, A, Sketch (0 = max(2, per_class/4))")
       ->capture_default_str();
-  cmd->add_option("--size", o->size, "nominal long side in pixels (500 = ImageNet-like)")->capture_default_str();
+  cmd->add_option("--size", o->size, "nominal long side in pixels (500 = ImageNet-like)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed: the output depends on it alone")->capture_default_str();
   cmd->add_option("--quality", o->quality, "JPEG quality")->capture_default_str();
-  cmd->add_flag("--no_odd_files", *no_odd, "leave out the grayscale/CMYK/PNG/truncated/empty files");
+  cmd->add_flag("--no_odd_files", *no_odd,
+                "leave out the grayscale/CMYK/PNG/truncated/empty files");
   cmd->callback([o, no_odd, out] {
     o->out = *out;
     o->odd_files = !*no_odd;
     const auto report = data::imagenet::make_synthetic_imagenet(*o);
     for (const auto& [layout, n] : report.images) std::cout << layout << ": " << n << " files\n";
-    for (const auto& [kind, path] : report.odd_files) std::cout << "odd file (" << kind << "): " << path << "\n";
+    for (const auto& [kind, path] : report.odd_files)
+      std::cout << "odd file (" << kind << "): " << path << "\n";
     std::cout << report.bytes << " bytes in " << *out << " (manifest.json describes them)\n";
   });
 }

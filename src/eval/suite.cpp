@@ -73,7 +73,8 @@ std::vector<fs::path> array_folders(const fs::path& root) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     if (entry.is_directory() && std::regex_match(entry.path().filename().string(), pattern) &&
-        fs::exists(entry.path() / "test_images.npy") && fs::exists(entry.path() / "test_labels.npy")) {
+        fs::exists(entry.path() / "test_images.npy") &&
+        fs::exists(entry.path() / "test_labels.npy")) {
       out.push_back(entry.path());
     }
   }
@@ -94,7 +95,8 @@ const std::vector<std::string>& standard_test_sets() {
 
 TestSuite discover_test_suite(const fs::path& data_root, const SuiteOptions& options) {
   std::error_code ec;
-  require(fs::is_directory(data_root, ec), "--data_root " + data_root.string() + " is not a folder");
+  require(fs::is_directory(data_root, ec),
+          "--data_root " + data_root.string() + " is not a folder");
   const auto index = img::ClassIndex::for_data_root(data_root);
   img::FolderOptions folder_options;
   folder_options.size = static_cast<int>(options.image_size);
@@ -118,7 +120,8 @@ TestSuite discover_test_suite(const fs::path& data_root, const SuiteOptions& opt
     for (const auto& dir : array_folders(data_root)) {
       const std::string name = dir.filename().string();
       if (!wanted(options, name)) continue;
-      auto ds = img::NpyDataset::open(name, dir, index.size(), options.image_size, is_subset_array(name));
+      auto ds =
+          img::NpyDataset::open(name, dir, index.size(), options.image_size, is_subset_array(name));
       suite.present.push_back(TestSet{name, dir, ds, ds->class_subset()});
     }
   }

@@ -22,8 +22,8 @@
 namespace lth::eval {
 
 struct TestSet {
-  std::string name;                   // "imagenet", "imagenet-v2", ..., or "<Name>_x224"
-  std::filesystem::path path;         // folder read
+  std::string name;            // "imagenet", "imagenet-v2", ..., or "<Name>_x224"
+  std::filesystem::path path;  // folder read
   data::DatasetPtr dataset;
   std::vector<int64_t> class_subset;  // empty = all classes; else sorted labels to keep
 };
@@ -36,14 +36,14 @@ struct AbsentSet {
 struct TestSuite {
   std::vector<TestSet> present;  // in the order of standard_test_sets(), then arrays by name
   std::vector<AbsentSet> absent;
-  int64_t num_classes = 0;       // of the label space (the class index)
+  int64_t num_classes = 0;  // of the label space (the class index)
 };
 
 struct SuiteOptions {
   int64_t image_size = 224;
-  bool strict = false;              // unreadable images are errors, not logged skips
-  bool include_arrays = true;       // also look for <Name>_x<S>/test_images.npy
-  std::vector<std::string> only;    // restrict to these set names (empty = all)
+  bool strict = false;            // unreadable images are errors, not logged skips
+  bool include_arrays = true;     // also look for <Name>_x<S>/test_images.npy
+  std::vector<std::string> only;  // restrict to these set names (empty = all)
 };
 
 // The five folder test sets, in the reference's reporting order.

@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("lth_test_" + name + "_" + std::to_string(::getpid()));
+  const fs::path p =
+      fs::temp_directory_path() / ("lth_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   return p;
 }
@@ -89,7 +90,8 @@ TEST_F(GeneratedRoot, LayoutCountsAreAsRequested) {
 
 TEST_F(GeneratedRoot, V2NumericFoldersMapToTheirClasses) {
   const auto index = ClassIndex::for_data_root(root_);
-  const auto v2 = open_numeric_dataset("imagenet-v2", root_ / "imagenet-v2", index.size(), eval_options());
+  const auto v2 =
+      open_numeric_dataset("imagenet-v2", root_ / "imagenet-v2", index.size(), eval_options());
   ASSERT_EQ(v2->size(), 12);
   std::set<int64_t> labels;
   for (const auto& s : v2->samples()) {
@@ -113,8 +115,10 @@ TEST_F(GeneratedRoot, V2NumericFoldersMapToTheirClasses) {
 
 TEST_F(GeneratedRoot, RenditionAndAdversarialSubsetsAreTheClassesPresent) {
   for (const auto& index : {ClassIndex::for_data_root(root_), ClassIndex::canonical()}) {
-    const auto r = open_wnid_subset_dataset("imagenet-r", root_ / "imagenet-r", index, eval_options());
-    const auto a = open_wnid_subset_dataset("imagenet-a", root_ / "imagenet-a", index, eval_options());
+    const auto r =
+        open_wnid_subset_dataset("imagenet-r", root_ / "imagenet-r", index, eval_options());
+    const auto a =
+        open_wnid_subset_dataset("imagenet-a", root_ / "imagenet-a", index, eval_options());
     EXPECT_EQ(r->class_subset(), manifest_["imagenet_r_labels"].get<std::vector<int64_t>>());
     EXPECT_EQ(a->class_subset(), manifest_["imagenet_a_labels"].get<std::vector<int64_t>>());
     EXPECT_EQ(r->class_subset(), (std::vector<int64_t>{0, 2, 4}));
@@ -123,17 +127,19 @@ TEST_F(GeneratedRoot, RenditionAndAdversarialSubsetsAreTheClassesPresent) {
       EXPECT_EQ(index.wnid(s.label), s.path.parent_path().filename().string());
     }
   }
-  const auto val = open_wnid_dataset("imagenet", root_ / "imagenet" / "val", ClassIndex::for_data_root(root_),
-                                     eval_options());
+  const auto val = open_wnid_dataset("imagenet", root_ / "imagenet" / "val",
+                                     ClassIndex::for_data_root(root_), eval_options());
   EXPECT_TRUE(val->class_subset().empty());
 }
 
 TEST_F(GeneratedRoot, OddFilesAreDecodedOrSkippedAsSpecified) {
   const auto index = ClassIndex::for_data_root(root_);
-  const auto train = open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, eval_options());
+  const auto train =
+      open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, eval_options());
   ASSERT_EQ(train->size(), 23);
   std::map<std::string, int64_t> position;
-  for (int64_t i = 0; i < train->size(); ++i) position[train->samples()[size_t(i)].path.filename().string()] = i;
+  for (int64_t i = 0; i < train->size(); ++i)
+    position[train->samples()[size_t(i)].path.filename().string()] = i;
   const std::string w0 = index.wnid(0);
   lth::Rng rng(0);
   for (const char* kind : {"_gray", "_cmyk", "_png"}) {
@@ -155,7 +161,8 @@ TEST_F(GeneratedRoot, OddFilesAreDecodedOrSkippedAsSpecified) {
   EXPECT_FALSE(train->get(position.at(w0 + "_empty.JPEG"), rng).has_value());
   EXPECT_EQ(train->unreadable(), 2);
 
-  const auto strict = open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, eval_options(true));
+  const auto strict =
+      open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, eval_options(true));
   try {
     strict->get(position.at(w0 + "_truncated.JPEG"), rng);
     FAIL() << "strict mode must throw";
@@ -199,7 +206,8 @@ TEST(Generator, OutputDependsOnlyOnTheOptions) {
     const auto rel = fs::relative(e.path(), a);
     EXPECT_EQ(bytes(e.path()), bytes(b / rel)) << rel;
     ++files;
-    if (rel.extension() != ".json" && fs::exists(c / rel)) differ += bytes(e.path()) != bytes(c / rel);
+    if (rel.extension() != ".json" && fs::exists(c / rel))
+      differ += bytes(e.path()) != bytes(c / rel);
   }
   EXPECT_GT(files, 10);
   EXPECT_GT(differ, 0);

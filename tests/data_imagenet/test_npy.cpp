@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("lth_test_" + name + "_" + std::to_string(::getpid()));
+  const fs::path p =
+      fs::temp_directory_path() / ("lth_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
@@ -64,7 +65,8 @@ TEST(Npy, RoundTripsCommonDtypes) {
 TEST(Npy, ReadsVersion2HeadersAndUnsignedWidening) {
   const fs::path dir = temp_dir("npy_v2");
   const std::string data("\x01\x00\x02\x00\xff\xff", 6);
-  write_bytes(dir / "u2.npy", npy_v2("{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }", data));
+  write_bytes(dir / "u2.npy",
+              npy_v2("{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }", data));
   const auto t = read_npy(dir / "u2.npy");
   EXPECT_EQ(t.scalar_type(), torch::kInt32);
   EXPECT_TRUE(torch::equal(t, torch::tensor({1, 2, 65535}, torch::kInt32)));
@@ -76,11 +78,15 @@ TEST(Npy, ErrorsNameTheFileAndTheProblem) {
   write_bytes(dir / "magic.npy", "PK\x03\x04 not numpy at all");
   EXPECT_NE(error_of(dir / "magic.npy").find("bad magic"), std::string::npos);
   EXPECT_NE(error_of(dir / "magic.npy").find("magic.npy"), std::string::npos);
-  write_bytes(dir / "big.npy", npy_v2("{'descr': '>i4', 'fortran_order': False, 'shape': (1,), }", "abcd"));
+  write_bytes(dir / "big.npy",
+              npy_v2("{'descr': '>i4', 'fortran_order': False, 'shape': (1,), }", "abcd"));
   EXPECT_NE(error_of(dir / "big.npy").find("big-endian"), std::string::npos);
-  write_bytes(dir / "f.npy", npy_v2("{'descr': '<i4', 'fortran_order': True, 'shape': (1,), }", "abcd"));
+  write_bytes(dir / "f.npy",
+              npy_v2("{'descr': '<i4', 'fortran_order': True, 'shape': (1,), }", "abcd"));
   EXPECT_NE(error_of(dir / "f.npy").find("Fortran"), std::string::npos);
-  write_bytes(dir / "short.npy", npy_v2("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 224, 224, 3), }", "xyz"));
+  write_bytes(
+      dir / "short.npy",
+      npy_v2("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 224, 224, 3), }", "xyz"));
   EXPECT_NE(error_of(dir / "short.npy").find("truncated"), std::string::npos);
   EXPECT_NE(error_of(dir / "missing.npy").find("cannot open"), std::string::npos);
   fs::remove_all(dir);

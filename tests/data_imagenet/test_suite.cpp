@@ -56,8 +56,10 @@ TEST_F(SuiteRoot, FindsAllFiveSetsWithTheirClassSubsets) {
     EXPECT_EQ(suite.present[i].dataset->shape().height, 32);
     EXPECT_EQ(suite.present[i].dataset->num_classes(), 7);
   }
-  EXPECT_EQ(find(suite, "imagenet-r")->class_subset, manifest_["imagenet_r_labels"].get<std::vector<int64_t>>());
-  EXPECT_EQ(find(suite, "imagenet-a")->class_subset, manifest_["imagenet_a_labels"].get<std::vector<int64_t>>());
+  EXPECT_EQ(find(suite, "imagenet-r")->class_subset,
+            manifest_["imagenet_r_labels"].get<std::vector<int64_t>>());
+  EXPECT_EQ(find(suite, "imagenet-a")->class_subset,
+            manifest_["imagenet_a_labels"].get<std::vector<int64_t>>());
   EXPECT_TRUE(find(suite, "imagenet")->class_subset.empty());
   EXPECT_TRUE(find(suite, "imagenet-v2")->class_subset.empty());
   EXPECT_EQ(find(suite, "imagenet")->dataset->size(), 14);

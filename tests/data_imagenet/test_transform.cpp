@@ -60,7 +60,8 @@ TEST(Transform, TrainCropsStayWithinTheRecipesBounds) {
   const double mean = area_sum / (draws - fallbacks);
   RecordProperty("mean_area", std::to_string(mean));
   RecordProperty("fallbacks", fallbacks);
-  std::printf("mean area fraction %.3f, fallbacks %d of %d, area>0.9 %d\n", mean, fallbacks, draws, large);
+  std::printf("mean area fraction %.3f, fallbacks %d of %d, area>0.9 %d\n", mean, fallbacks, draws,
+              large);
   EXPECT_GT(mean, 0.35);
   EXPECT_LT(mean, 0.75);
   EXPECT_LT(fallbacks, draws / 20);
@@ -156,7 +157,8 @@ TEST(Pipeline, DctScalingKicksInAtTwiceTheOutputAndStaysClose) {
   std::vector<uint8_t> scaled(16 * 16 * 3), full(16 * 16 * 3);
   TransformTrace trace;
   Rng a(0), b(0);
-  decode_and_transform(jpeg.data(), jpeg.size(), TransformSpec{16, false, true}, a, scaled.data(), &trace);
+  decode_and_transform(jpeg.data(), jpeg.size(), TransformSpec{16, false, true}, a, scaled.data(),
+                       &trace);
   EXPECT_GE(trace.scale.denom, 2);  // eval crop 40 px >= 2 x 16
   decode_and_transform(jpeg.data(), jpeg.size(), TransformSpec{16, false, false}, b, full.data());
   double diff = 0;

@@ -44,7 +44,9 @@ struct TjFree {
   void operator()(unsigned char* p) const { tjFree(p); }
 };
 
-bool is_jpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
+bool is_jpeg(const uint8_t* d, size_t n) {
+  return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF;
+}
 
 bool is_png(const uint8_t* d, size_t n) {
   static const uint8_t magic[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
@@ -85,7 +87,8 @@ ImageInfo probe_png(const uint8_t* data, size_t size) {
 // means the bottom of the picture is missing: that sample is unreadable.
 bool warning_is_fatal(const std::string& message) {
   std::string lower = message;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return lower.find("premature end") != std::string::npos;
 }
 
@@ -112,8 +115,8 @@ void decode_jpeg(const uint8_t* data, size_t size, const ImageInfo& info, Scale 
   thread_local std::vector<uint8_t> cmyk;
   if (info.cmyk) cmyk.resize(n * 4);
   uint8_t* target = info.cmyk ? cmyk.data() : out.pixels.data();
-  const int rc = tjDecompress2(decompressor(), data, static_cast<unsigned long>(size), target, w,
-                               0, h, info.cmyk ? TJPF_CMYK : TJPF_RGB, 0);
+  const int rc = tjDecompress2(decompressor(), data, static_cast<unsigned long>(size), target, w, 0,
+                               h, info.cmyk ? TJPF_CMYK : TJPF_RGB, 0);
   if (rc != 0) {
     const std::string message = tjGetErrorStr2(decompressor());
     if (tjGetErrorCode(decompressor()) == TJERR_FATAL || warning_is_fatal(message)) {
@@ -211,7 +214,8 @@ std::vector<uint8_t> encode_jpeg(const uint8_t* pixels, int width, int height, J
   if (tjCompress2(compressor(), pixels, width, 0, height, format, &buffer, &size, subsamp, quality,
                   TJFLAG_ACCURATEDCT) != 0) {
     tjFree(buffer);
-    throw std::runtime_error(std::string("TurboJPEG encode failed: ") + tjGetErrorStr2(compressor()));
+    throw std::runtime_error(std::string("TurboJPEG encode failed: ") +
+                             tjGetErrorStr2(compressor()));
   }
   std::unique_ptr<unsigned char, TjFree> owned(buffer);
   return std::vector<uint8_t>(buffer, buffer + size);

@@ -17,7 +17,8 @@ namespace {
 
 bool is_image_name(const fs::path& p) {
   std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return ext == ".jpeg" || ext == ".jpg" || ext == ".png";
 }
 
@@ -96,8 +97,8 @@ std::vector<Sample> list_wnid_folders(const fs::path& dir, const ClassIndex& ind
     const std::string name = class_dir.filename().string();
     const auto label = index.find(name);
     if (!label) {
-      spdlog::warn("{}: skipping folder '{}': not one of the {} classes of the index",
-                   dir.string(), name, index.size());
+      spdlog::warn("{}: skipping folder '{}': not one of the {} classes of the index", dir.string(),
+                   name, index.size());
       continue;
     }
     add_class_files(class_dir, *label, samples, labels);
@@ -114,7 +115,8 @@ std::vector<Sample> list_numeric_folders(const fs::path& dir, int64_t num_classe
     const std::string name = class_dir.filename().string();
     int64_t label = -1;
     const auto [end, err] = std::from_chars(name.data(), name.data() + name.size(), label);
-    if (err != std::errc() || end != name.data() + name.size() || label < 0 || label >= num_classes) {
+    if (err != std::errc() || end != name.data() + name.size() || label < 0 ||
+        label >= num_classes) {
       spdlog::warn("{}: skipping folder '{}': not a class number in 0..{}", dir.string(), name,
                    num_classes - 1);
       continue;

@@ -89,8 +89,10 @@ DtypeInfo dtype_of(const std::string& descr, const std::string& what) {
   throw UserError(what + ": unsupported dtype '" + descr + "'");
 }
 
-std::string header_value(const std::string& header, const std::string& key, const std::string& what) {
-  // The header is a Python dict literal: {'descr': '<u1', 'fortran_order': False, 'shape': (2, 3), }
+std::string header_value(const std::string& header, const std::string& key,
+                         const std::string& what) {
+  // The header is a Python dict literal: {'descr': '<u1', 'fortran_order': False, 'shape': (2, 3),
+  // }
   const std::regex re("['\"]" + key + "['\"]\\s*:\\s*(\\([^)]*\\)|'[^']*'|\"[^\"]*\"|\\w+)");
   std::smatch m;
   require(std::regex_search(header, m, re), what + ": .npy header has no '" + key + "'");
@@ -100,7 +102,8 @@ std::string header_value(const std::string& header, const std::string& key, cons
 std::vector<int64_t> parse_shape(const std::string& tuple, const std::string& what) {
   std::vector<int64_t> shape;
   const std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(tuple.begin(), tuple.end(), num); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(tuple.begin(), tuple.end(), num);
+       it != std::sregex_iterator(); ++it) {
     shape.push_back(std::stoll(it->str()));
   }
   require(tuple.size() >= 2 && tuple.front() == '(' && tuple.back() == ')',
@@ -121,7 +124,8 @@ NpyHeader parse_npy_header(const uint8_t* bytes, size_t size, const std::string&
     start = 10;
   } else {
     require(size >= 12, what + ": truncated .npy header");
-    length = bytes[8] | (size_t(bytes[9]) << 8) | (size_t(bytes[10]) << 16) | (size_t(bytes[11]) << 24);
+    length =
+        bytes[8] | (size_t(bytes[9]) << 8) | (size_t(bytes[10]) << 16) | (size_t(bytes[11]) << 24);
     start = 12;
   }
   require(start + length <= size, what + ": truncated .npy header");
@@ -157,8 +161,10 @@ torch::Tensor read_npy(const fs::path& path) {
     for (size_t i = 0; i < count; ++i) {
       uint64_t v = 0;
       std::memcpy(&v, static_cast<const uint8_t*>(data) + i * dt.itemsize, dt.itemsize);
-      if (dt.type == torch::kInt32) out.data_ptr<int32_t>()[i] = static_cast<int32_t>(v);
-      else out.data_ptr<int64_t>()[i] = static_cast<int64_t>(v);
+      if (dt.type == torch::kInt32)
+        out.data_ptr<int32_t>()[i] = static_cast<int32_t>(v);
+      else
+        out.data_ptr<int64_t>()[i] = static_cast<int64_t>(v);
     }
     return out;
   }
@@ -170,28 +176,47 @@ torch::Tensor read_npy(const fs::path& path) {
   }
   // View the mapping; the tensor's deleter keeps it alive.
   auto keep = new std::shared_ptr<Mapping>(mapping);
-  return torch::from_blob(const_cast<void*>(data), h.shape, [keep](void*) { delete keep; },
-                          torch::TensorOptions().dtype(dt.type));
+  return torch::from_blob(
+      const_cast<void*>(data), h.shape, [keep](void*) { delete keep; },
+      torch::TensorOptions().dtype(dt.type));
 }
 
 void write_npy(const fs::path& path, const torch::Tensor& tensor) {
   const auto t = tensor.contiguous().cpu();
   std::string descr;
   switch (t.scalar_type()) {
-    case torch::kUInt8: descr = "|u1"; break;
-    case torch::kInt8: descr = "|i1"; break;
-    case torch::kBool: descr = "|b1"; break;
-    case torch::kInt16: descr = "<i2"; break;
-    case torch::kInt32: descr = "<i4"; break;
-    case torch::kInt64: descr = "<i8"; break;
-    case torch::kFloat32: descr = "<f4"; break;
-    case torch::kFloat64: descr = "<f8"; break;
-    default: throw UserError("write_npy: unsupported dtype");
+    case torch::kUInt8:
+      descr = "|u1";
+      break;
+    case torch::kInt8:
+      descr = "|i1";
+      break;
+    case torch::kBool:
+      descr = "|b1";
+      break;
+    case torch::kInt16:
+      descr = "<i2";
+      break;
+    case torch::kInt32:
+      descr = "<i4";
+      break;
+    case torch::kInt64:
+      descr = "<i8";
+      break;
+    case torch::kFloat32:
+      descr = "<f4";
+      break;
+    case torch::kFloat64:
+      descr = "<f8";
+      break;
+    default:
+      throw UserError("write_npy: unsupported dtype");
   }
   std::string shape = "(";
   for (int64_t i = 0; i < t.dim(); ++i) shape += (i > 0 ? ", " : "") + std::to_string(t.size(i));
   shape += t.dim() == 1 ? ",)" : ")";  // Python's one-element tuple is "(5,)"
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::string header =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   // Pad with spaces so that the data starts at a multiple of 64, then a newline.
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
@@ -242,7 +267,8 @@ std::shared_ptr<NpyDataset> NpyDataset::open(const std::string& name, const fs::
   return std::make_shared<NpyDataset>(name, images, labels, num_classes, image_size, subset);
 }
 
-std::optional<Example> NpyDataset::get(int64_t index, Rng& /*rng: no randomness at test time*/) const {
+std::optional<Example> NpyDataset::get(int64_t index,
+                                       Rng& /*rng: no randomness at test time*/) const {
   const auto src = images_[index];
   const int h = static_cast<int>(src.size(0));
   const int w = static_cast<int>(src.size(1));
@@ -252,7 +278,8 @@ std::optional<Example> NpyDataset::get(int64_t index, Rng& /*rng: no randomness 
   auto out = torch::empty({image_size_, image_size_, 3}, torch::kUInt8);
   const auto contiguous = src.contiguous();
   resize_bicubic(contiguous.data_ptr<uint8_t>(), h, w, Region{0, 0, double(h), double(w)},
-                 static_cast<int>(image_size_), static_cast<int>(image_size_), out.data_ptr<uint8_t>());
+                 static_cast<int>(image_size_), static_cast<int>(image_size_),
+                 out.data_ptr<uint8_t>());
   return Example{out, label};
 }
 

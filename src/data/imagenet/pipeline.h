@@ -17,8 +17,8 @@
 namespace lth::data::imagenet {
 
 struct TransformSpec {
-  int size = 224;         // output side
-  bool train = false;     // train: random crop + flip; eval: centre crop
+  int size = 224;      // output side
+  bool train = false;  // train: random crop + flip; eval: centre crop
   bool dct_scaling = true;
 };
 

@@ -41,15 +41,18 @@ struct ClassLook {
 
 ClassLook look_of(int c) {
   const double hue = std::fmod(c * 0.61803398875, 1.0);
-  return ClassLook{hsv(hue, 0.85, 0.95), hsv(hue + 0.5, 0.25, 0.55), c % 4,
-                   2.0 + (c / 4) % 5, (c * 37 % 180) * M_PI / 180.0};
+  return ClassLook{hsv(hue, 0.85, 0.95), hsv(hue + 0.5, 0.25, 0.55), c % 4, 2.0 + (c / 4) % 5,
+                   (c * 37 % 180) * M_PI / 180.0};
 }
 
 // ImageNet's common sizes (width, height, share); the rest uniform in [300, 500] per side.
 std::pair<int, int> draw_size(Rng& rng, int long_side) {
-  static const std::array<std::array<double, 3>, 6> common = {
-      {{500, 375, 0.40}, {375, 500, 0.15}, {500, 333, 0.12}, {333, 500, 0.05}, {500, 500, 0.05},
-       {500, 400, 0.03}}};
+  static const std::array<std::array<double, 3>, 6> common = {{{500, 375, 0.40},
+                                                               {375, 500, 0.15},
+                                                               {500, 333, 0.12},
+                                                               {333, 500, 0.05},
+                                                               {500, 500, 0.05},
+                                                               {500, 400, 0.03}}};
   double u = rng.uniform(), acc = 0;
   double w = 300 + rng.below(201), h = 300 + rng.below(201);
   for (const auto& s : common) {
@@ -67,10 +70,16 @@ std::pair<int, int> draw_size(Rng& rng, int long_side) {
 // Inside test for the class shape, in coordinates relative to the centre, scaled by radius.
 bool inside(int shape, double u, double v) {
   switch (shape) {
-    case 0: return u * u + v * v <= 1.0;
-    case 1: return std::abs(u) <= 0.8 && std::abs(v) <= 0.8;
-    case 2: return v <= 0.8 && v >= -1.0 + 2.0 * std::abs(u) * 0.9;
-    default: { const double r = u * u + v * v; return r <= 1.0 && r >= 0.35; }
+    case 0:
+      return u * u + v * v <= 1.0;
+    case 1:
+      return std::abs(u) <= 0.8 && std::abs(v) <= 0.8;
+    case 2:
+      return v <= 0.8 && v >= -1.0 + 2.0 * std::abs(u) * 0.9;
+    default: {
+      const double r = u * u + v * v;
+      return r <= 1.0 && r >= 0.35;
+    }
   }
 }
 
@@ -89,7 +98,8 @@ float noise(uint64_t& bits, int& left, Rng& rng, float sigma) {
 std::vector<uint8_t> render(int c, Style style, Rng& rng, int w, int h) {
   const ClassLook look = look_of(c);
   const double side = std::min(w, h);
-  const double radius = side * (style == Style::Adversarial ? rng.uniform(0.12, 0.22) : rng.uniform(0.22, 0.4));
+  const double radius =
+      side * (style == Style::Adversarial ? rng.uniform(0.12, 0.22) : rng.uniform(0.22, 0.4));
   const double cx = w * rng.uniform(0.3, 0.7), cy = h * rng.uniform(0.3, 0.7);
   const float tint[3] = {float(rng.uniform(-30, 30)), float(rng.uniform(-30, 30)),
                          float(rng.uniform(-30, 30))};  // background tint per image
@@ -99,7 +109,8 @@ std::vector<uint8_t> render(int c, Style style, Rng& rng, int w, int h) {
   std::vector<std::array<double, 4>> blobs;
   if (style == Style::Adversarial) {
     for (int i = 0; i < 6; ++i) {
-      blobs.push_back({w * rng.uniform(), h * rng.uniform(), side * rng.uniform(0.05, 0.15), double(rng.below(97))});
+      blobs.push_back({w * rng.uniform(), h * rng.uniform(), side * rng.uniform(0.05, 0.15),
+                       double(rng.below(97))});
     }
   }
   std::vector<uint8_t> out(size_t(w) * h * 3);
@@ -113,7 +124,8 @@ std::vector<uint8_t> render(int c, Style style, Rng& rng, int w, int h) {
       const bool edge = !in && (inside(look.shape, u * 0.93, v * 0.93));
       const double stripe = 0.5 + 0.5 * std::sin(look.stripes * M_PI * (u * ca + v * sa));
       Rgb px;
-      for (int k = 0; k < 3; ++k) px[k] = look.background[k] + tint[k] + float(grad * (y - h / 2.0) / h);
+      for (int k = 0; k < 3; ++k)
+        px[k] = look.background[k] + tint[k] + float(grad * (y - h / 2.0) / h);
       for (const auto& b : blobs) {
         const double dx = x - b[0], dy = y - b[1];
         if (dx * dx + dy * dy <= b[2] * b[2]) px = look_of(int(b[3])).colour;
@@ -151,7 +163,8 @@ class Writer {
     return render(c, style, rng, ww, hh);
   }
 
-  void write(const std::string& layout, const fs::path& relative, const std::vector<uint8_t>& bytes) {
+  void write(const std::string& layout, const fs::path& relative,
+             const std::vector<uint8_t>& bytes) {
     const fs::path path = opt_.out / relative;
     fs::create_directories(path.parent_path());
     write_file(path, bytes);
@@ -174,7 +187,8 @@ std::string hex_name(uint64_t seed, int c, int i) {
   Rng rng = Rng::keyed(seed, "make-imagenet/v2-name", uint64_t(c), uint64_t(i));
   char buf[41];
   for (int k = 0; k < 40; k += 16) {
-    std::snprintf(buf + k, sizeof(buf) - k, "%016llx", static_cast<unsigned long long>(rng.next_u64()));
+    std::snprintf(buf + k, sizeof(buf) - k, "%016llx",
+                  static_cast<unsigned long long>(rng.next_u64()));
   }
   buf[40] = '\0';
   return buf;
@@ -195,7 +209,8 @@ void write_odd_files(Writer& writer, const std::string& wnid, MakeImagenetReport
     cmyk[p * 4 + 2] = s[2];
     cmyk[p * 4 + 3] = 255;
   }
-  auto add = [&](const std::string& kind, const std::string& file, const std::vector<uint8_t>& bytes) {
+  auto add = [&](const std::string& kind, const std::string& file,
+                 const std::vector<uint8_t>& bytes) {
     writer.write(layout, dir / file, bytes);
     report.odd_files[kind] = (dir / file).string();
   };
@@ -227,7 +242,8 @@ MakeImagenetReport make_synthetic_imagenet(const MakeImagenetOptions& options) {
   MakeImagenetReport report;
   Writer writer(options, report);
   const auto& wnids = canonical_wnids();
-  const int tests = options.test_per_class > 0 ? options.test_per_class : std::max(2, options.per_class / 4);
+  const int tests =
+      options.test_per_class > 0 ? options.test_per_class : std::max(2, options.per_class / 4);
   std::vector<int> r_classes, a_classes;
   int val_number = 1;
   for (int c = 0; c < options.classes; ++c) {
@@ -243,8 +259,9 @@ MakeImagenetReport make_synthetic_imagenet(const MakeImagenetOptions& options) {
       char val_name[48];
       std::snprintf(val_name, sizeof val_name, "ILSVRC2012_val_%08d.JPEG", val_number++);
       writer.jpeg("imagenet/val", Style::Photo, c, i, fs::path("imagenet/val") / wnid / val_name);
-      writer.jpeg("imagenet-v2", Style::Photo, c, i,
-                  fs::path("imagenet-v2") / std::to_string(c) / (hex_name(options.seed, c, i) + ".jpeg"));
+      writer.jpeg(
+          "imagenet-v2", Style::Photo, c, i,
+          fs::path("imagenet-v2") / std::to_string(c) / (hex_name(options.seed, c, i) + ".jpeg"));
       writer.jpeg("imagenet-sketch", Style::Sketch, c, i,
                   fs::path("imagenet-sketch") / wnid / ("sketch_" + std::to_string(i) + ".JPEG"));
       if (in_r) {
@@ -260,12 +277,18 @@ MakeImagenetReport make_synthetic_imagenet(const MakeImagenetOptions& options) {
   if (options.odd_files) write_odd_files(writer, wnids[0], report);
 
   nlohmann::json manifest = {
-      {"generator", "lth make-imagenet"}, {"seed", options.seed}, {"classes", options.classes},
-      {"per_class", options.per_class}, {"test_per_class", tests}, {"size", options.size},
+      {"generator", "lth make-imagenet"},
+      {"seed", options.seed},
+      {"classes", options.classes},
+      {"per_class", options.per_class},
+      {"test_per_class", tests},
+      {"size", options.size},
       {"quality", options.quality},
       {"wnids", std::vector<std::string>(wnids.begin(), wnids.begin() + options.classes)},
-      {"imagenet_r_labels", r_classes}, {"imagenet_a_labels", a_classes},
-      {"images", report.images}, {"odd_files", report.odd_files},
+      {"imagenet_r_labels", r_classes},
+      {"imagenet_a_labels", a_classes},
+      {"images", report.images},
+      {"odd_files", report.odd_files},
       {"unreadable_odd_files", {"truncated", "empty"}}};
   std::ofstream(options.out / "manifest.json") << manifest.dump(2) << "\n";
   return report;

@@ -35,7 +35,7 @@ struct MakeImagenetOptions {
 };
 
 struct MakeImagenetReport {
-  std::map<std::string, int64_t> images;      // layout -> files written
+  std::map<std::string, int64_t> images;         // layout -> files written
   std::map<std::string, std::string> odd_files;  // kind -> path relative to `out`
   int64_t bytes = 0;
 };

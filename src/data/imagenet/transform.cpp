@@ -79,7 +79,8 @@ struct Taps {
 std::vector<Taps> axis_taps(double start, double extent, int out, int source_len) {
   const auto& table = cubic_table();
   const int lo = std::clamp(static_cast<int>(std::floor(start + 1e-9)), 0, source_len - 1);
-  const int hi = std::clamp(static_cast<int>(std::ceil(start + extent - 1e-9)) - 1, lo, source_len - 1);
+  const int hi =
+      std::clamp(static_cast<int>(std::ceil(start + extent - 1e-9)) - 1, lo, source_len - 1);
   // TF works relative to the cut-out region, in float; so do we (exact when start is whole).
   const float scale = static_cast<float>(extent) / static_cast<float>(out);
   const float shift = static_cast<float>(start - lo);
@@ -140,7 +141,8 @@ CropBox center_crop(int height, int width, int size) {
 
 CropBox train_crop(int height, int width, int size, Rng& rng) {
   const auto crop = sample_distorted_crop(height, width, rng);
-  if (!crop || (crop->height == height && crop->width == width)) return center_crop(height, width, size);
+  if (!crop || (crop->height == height && crop->width == width))
+    return center_crop(height, width, size);
   return *crop;
 }
 
@@ -178,7 +180,8 @@ void resize_bicubic(const uint8_t* src, int src_h, int src_w, const Region& regi
       const float* p2 = l + (t.index[2] - col_lo) * 3;
       const float* p3 = l + (t.index[3] - col_lo) * 3;
       for (int c = 0; c < 3; ++c) {
-        o[c] = to_u8(t.weight[0] * p0[c] + t.weight[1] * p1[c] + t.weight[2] * p2[c] + t.weight[3] * p3[c]);
+        o[c] = to_u8(t.weight[0] * p0[c] + t.weight[1] * p1[c] + t.weight[2] * p2[c] +
+                     t.weight[3] * p3[c]);
       }
     }
   }
