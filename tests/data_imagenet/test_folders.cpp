@@ -11,6 +11,7 @@
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/folder_dataset.h"
 #include "data/imagenet/synthetic_imagenet.h"
+#include "data/loader.h"
 
 using namespace lth::data::imagenet;
 namespace fs = std::filesystem;
@@ -213,4 +214,24 @@ TEST(Generator, OutputDependsOnlyOnTheOptions) {
   EXPECT_GT(differ, 0);
   EXPECT_THROW(make(a, 1), lth::UserError);  // refuses a non-empty folder
   for (const auto& p : {a, b, c}) fs::remove_all(p);
+}
+
+TEST_F(GeneratedRoot, LoaderCountsUnreadableSamplesAsSkipped) {
+  const auto index = ClassIndex::for_data_root(root_);
+  FolderOptions o = eval_options();
+  o.train = true;
+  const auto train = open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, o);
+  lth::data::LoaderOptions lo;
+  lo.batch_size = train->size();
+  lo.num_workers = 2;
+  lo.shuffle = true;
+  lo.drop_last = false;
+  lo.repeat = false;
+  lth::data::Loader loader(train, lo);
+  const auto batch = loader.next();
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->skipped, 2);  // the truncated and the empty file
+  EXPECT_EQ(batch->images.size(0), train->size() - 2);
+  EXPECT_EQ(batch->images.sizes(), (std::vector<int64_t>{train->size() - 2, 32, 32, 3}));
+  EXPECT_FALSE(loader.next().has_value());
 }
