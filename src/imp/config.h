@@ -57,7 +57,9 @@ using FieldPtr = std::variant<std::string ImpConfig::*, int64_t ImpConfig::*, do
 struct ConfigField {
   std::string key;   // "section.name"
   FieldPtr member;
-  bool affects_results;  // false: may differ between a run and its resumption (threads, ...)
+  // false: may differ between a run and its resumption (threads, or how far to go: more
+  // cycles or branches extend a finished run without changing what it already holds)
+  bool affects_results;
   std::string help;
 };
 

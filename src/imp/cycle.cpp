@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "io/file_util.h"
 #include "eval/evaluator.h"
 #include "train/run_log.h"
 
@@ -13,18 +14,6 @@ namespace lth::imp {
 namespace {
 
 namespace fs = std::filesystem;
-
-void write_json_atomically(const fs::path& path, const nlohmann::json& value) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    require(static_cast<bool>(out), tmp + ": cannot write");
-    out << value.dump(2) << '\n';
-    out.flush();
-    require(static_cast<bool>(out), tmp + ": write failed (disk full?)");
-  }
-  fs::rename(tmp, path);
-}
 
 io::Checkpoint weights_checkpoint(const models::Network& net, const pruning::MaskSet& masks,
                                   const Experiment& experiment) {
@@ -109,6 +98,7 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
   auto masks = pruning::dense_masks(*net, pruning::parse_prunable_set(experiment.config().prunable));
   const bool resuming = fs::exists(plan.dir / "last.safetensors");
   if (!resuming) {
+    if (root) io::write_text_atomically(plan.dir / "config.toml", to_toml_string(experiment.config()));
     if (plan.prepare) plan.prepare(*net, masks);
     pruning::apply_masks(*net, masks);
     if (root) io::save_checkpoint(plan.dir / "init.safetensors", weights_checkpoint(*net, masks, experiment));
@@ -137,7 +127,7 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
   summary["diverged"] = trained.diverged;
   summary["test"] = plan.test_at_end ? test_best(experiment, *net, plan.dir, log) : nlohmann::json::object();
   summary["complete"] = true;
-  if (root) write_json_atomically(plan.dir / "summary.json", summary);
+  if (root) io::write_text_atomically(plan.dir / "summary.json", summary.dump(2) + "\n");
   return summary;
 }
 

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "io/file_util.h"
 #include "common/rng.h"
 #include "imp/branches.h"
 #include "imp/cycle.h"
@@ -24,16 +25,6 @@ fs::path cycle_dir(const fs::path& run, int cycle) { return run / fmt::format("{
 
 fs::path rewind_file(const fs::path& run, int64_t iteration) {
   return run / fmt::format("iter_{:06d}.safetensors", iteration);
-}
-
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    require(static_cast<bool>(out), tmp + ": cannot write");
-  }
-  fs::rename(tmp, path);
 }
 
 // The rewind phase: dense training at constant LR, saving iter_XXXXXX along the way.
@@ -137,7 +128,7 @@ ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested, bool writ
   if (requested.seed < 0) requested.seed = draw_seed();
   if (writer) {
     fs::create_directories(run);
-    write_text_atomically(config_path, to_toml_string(requested));
+    io::write_text_atomically(config_path, to_toml_string(requested));
   }
   return requested;
 }

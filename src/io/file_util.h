@@ -1,5 +1,5 @@
 #pragma once
-// File plumbing shared by the io module (internal header): an owning file descriptor,
+// File plumbing shared by lth (io, imp, train): an owning file descriptor,
 // whole-file reads, and the write-to-temporary-then-rename protocol that keeps every file
 // lth writes either old or new, never torn.
 #include <cstddef>

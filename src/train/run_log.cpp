@@ -1,5 +1,7 @@
 #include "train/run_log.h"
 
+#include "io/file_util.h"
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -51,12 +53,9 @@ void RunLog::truncate_after(int64_t iteration) {
     kept.push_back(line);
   }
   in.close();
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    for (const auto& line : kept) out << line << '\n';
-  }
-  std::filesystem::rename(tmp, path);
+  std::string text;
+  for (const auto& line : kept) text += line + '\n';
+  io::write_text_atomically(path, text);
 }
 
 }  // namespace lth::train

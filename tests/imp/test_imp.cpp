@@ -1,0 +1,191 @@
+// `lth imp` end to end on a tiny model: the run folder, report files and plots; controls;
+// resuming after SIGKILL at random points gives the same result as an uninterrupted run.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "io/checkpoint.h"
+#include "test_util.h"
+
+extern char** environ;
+
+namespace lth {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::fresh_dir;
+using testing::run_lth;
+
+// Synthetic 4-class data, LeNet on 8x8, tiny phases; checkpoints every few steps so kills
+// often land inside a checkpoint write.
+std::string tiny_config(const fs::path& dir) {
+  const auto path = dir.string() + ".toml";
+  std::ofstream(path) << R"([data]
+name = "synthetic"
+image_size = 8
+[model]
+name = "lenet300_100"
+[train]
+batch_size = 32
+lr = 0.05
+eval_every = 10
+eval_batch_size = 128
+ckpt_every = 3
+num_workers = 1
+[imp]
+rewind_iterations = 20
+cycle_iterations = 30
+cycles = 2
+prunable = "all"
+pruning_ratio = 0.5
+[run]
+seed = 5
+threads = 1
+)";
+  return path;
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+bool is_png(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char sig[8] = {};
+  in.read(sig, 8);
+  return fs::file_size(path) > 100 && std::string(sig, 8) == "\x89PNG\r\n\x1a\n";
+}
+
+TEST(Imp, TwoCyclesAndABranchMakeTheRunFolderAndReport) {
+  const auto run = fresh_dir("imp_layout");
+  const auto r = run_lth("imp --config " + tiny_config(run) + " --branches reinit --save " + run.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* f : {"config.toml", "metrics.jsonl", "log.txt", "iter_000000.safetensors",
+                        "iter_000010.safetensors", "iter_000020.safetensors", "report.md",
+                        "results.csv", "results.json", "accuracy_vs_density.svg", "layer_density.svg"}) {
+    EXPECT_TRUE(fs::exists(run / f)) << f;
+  }
+  EXPECT_TRUE(is_png(run / "accuracy_vs_density.png"));
+  EXPECT_TRUE(is_png(run / "layer_density.png"));
+  double previous_density = 1.01;
+  for (const char* cycle : {"000", "001", "002"}) {
+    for (const char* f : {"config.toml", "metrics.jsonl", "log.txt", "init.safetensors",
+                          "best_acc.safetensors", "summary.json"}) {
+      EXPECT_TRUE(fs::exists(run / cycle / f)) << cycle << "/" << f;
+    }
+    const auto s = read_json(run / cycle / "summary.json");
+    EXPECT_LT(s["density"].get<double>(), previous_density);
+    previous_density = s["density"].get<double>();
+    EXPECT_GT(s["test"]["synthetic"]["acc"].get<double>(), 0.4) << cycle;  // chance is 0.25
+  }
+  EXPECT_NEAR(previous_density, 0.25, 1e-3);
+  for (const char* cycle : {"001", "002"}) {
+    const auto branch = run / "branches" / "reinit" / cycle;
+    ASSERT_TRUE(fs::exists(branch / "summary.json")) << branch;
+    const auto main_init = io::load_checkpoint(run / cycle / "init.safetensors");
+    const auto reinit = io::load_checkpoint(branch / "init.safetensors");
+    for (const auto& [name, mask] : main_init.masks) {
+      EXPECT_TRUE(torch::equal(mask, reinit.masks.at(name))) << name;  // same masks
+      EXPECT_FALSE(torch::equal(main_init.state.at(name), reinit.state.at(name))) << name;
+    }
+  }
+  std::ifstream report(run / "report.md");
+  const std::string text((std::istreambuf_iterator<char>(report)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("| Cycle |"), std::string::npos) << text;
+  EXPECT_NE(text.find("reinit"), std::string::npos) << text;
+  EXPECT_NE(r.output.find("| 002"), std::string::npos) << r.output;  // table printed at the end
+
+  // The same command again is a no-op resume; a conflicting config is refused.
+  const auto again = run_lth("imp --config " + tiny_config(run) + " --save " + run.string());
+  EXPECT_EQ(again.status, 0) << again.output;
+  const auto conflict = run_lth("imp --config " + tiny_config(run) + " --set train.lr=0.2 --save " + run.string());
+  EXPECT_NE(conflict.status, 0);
+  EXPECT_NE(conflict.output.find("train.lr"), std::string::npos) << conflict.output;
+  fs::remove_all(run);
+}
+
+// Starts `lth imp` and SIGKILLs it after `delay`; returns true if it finished first.
+bool run_and_kill(const std::vector<std::string>& args, std::chrono::milliseconds delay) {
+  std::vector<char*> argv;
+  std::string binary = LTH_BINARY;
+  argv.push_back(binary.data());
+  std::vector<std::string> copy = args;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  EXPECT_EQ(posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  const auto deadline = std::chrono::steady_clock::now() + delay;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return false;
+}
+
+// What must not change under interruption: every evaluation and test result and the masks.
+nlohmann::json outcome(const fs::path& run) {
+  nlohmann::json out;
+  for (const auto& dir : {run, run / "000", run / "001", run / "002"}) {
+    std::ifstream in(dir / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["event"] == "eval") {
+        out[dir.string().substr(run.string().size())].push_back(
+            {j["iteration"], j["train_loss"], j["val_acc"], j["val_nll"]});
+      }
+    }
+    if (fs::exists(dir / "summary.json")) {
+      auto s = read_json(dir / "summary.json");
+      out["summary" + dir.string().substr(run.string().size())] = {s["test"], s["layers"],
+                                                                   s["best_val_acc"]};
+    }
+  }
+  return out;
+}
+
+TEST(Imp, ResumingAfterSigkillAnywhereGivesTheUninterruptedResult) {
+  const auto straight = fresh_dir("imp_straight"), killed = fresh_dir("imp_killed");
+  ASSERT_EQ(run_lth("imp --config " + tiny_config(straight) + " --save " + straight.string()).status, 0);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int> delay_ms(150, 1200);
+  const std::vector<std::string> args{"imp", "--config", tiny_config(killed), "--save", killed.string()};
+  int kills = 0;
+  bool finished = false;
+  for (int attempt = 0; attempt < 60 && !finished; ++attempt) {
+    finished = run_and_kill(args, std::chrono::milliseconds(delay_ms(rng)));
+    kills += !finished;
+  }
+  ASSERT_TRUE(finished) << "never finished after " << kills << " kills";
+  EXPECT_GE(kills, 3) << "the kills should have interrupted the run several times";
+  const auto a = outcome(straight), b = outcome(killed);
+  EXPECT_EQ(a.dump(), b.dump());
+  for (const char* cycle : {"000", "001", "002"}) {
+    const auto x = io::load_checkpoint(straight / cycle / "best_acc.safetensors");
+    const auto y = io::load_checkpoint(killed / cycle / "best_acc.safetensors");
+    for (const auto& [name, t] : x.state) EXPECT_TRUE(torch::equal(t, y.state.at(name))) << cycle << name;
+    for (const auto& [name, m] : x.masks) EXPECT_TRUE(torch::equal(m, y.masks.at(name))) << cycle << name;
+  }
+  fs::remove_all(straight);
+  fs::remove_all(killed);
+}
+
+}  // namespace
+}  // namespace lth
