@@ -1,0 +1,280 @@
+#include "dist/process_group.h"
+
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+#include <torch/cuda.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/torch.h>
+
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <optional>
+
+#include "common/error.h"
+
+namespace lth::dist {
+namespace {
+
+// --- environment ----------------------------------------------------------------------
+
+std::optional<std::string> env_value(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  return std::string(v);
+}
+
+int64_t parse_env_int(const char* name, const std::string& text, int64_t min, int64_t max) {
+  int64_t value = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  require(ec == std::errc() && ptr == end && value >= min && value <= max,
+          fmt::format("environment variable {}={}: expected an integer in [{}, {}]", name, text, min, max));
+  return value;
+}
+
+// First line of an exception's message, without LibTorch's backtrace.
+std::string one_line(const std::exception& e) {
+  std::string text;
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
+    text = c10_error->what_without_backtrace();
+  } else {
+    text = e.what();
+  }
+  const auto newline = text.find('\n');
+  if (newline != std::string::npos) text.resize(newline);
+  constexpr size_t kMax = 300;
+  if (text.size() > kMax) text = text.substr(0, kMax) + "...";
+  return text;
+}
+
+bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr == "::1" || addr.rfind("127.", 0) == 0;
+}
+
+// --- c10d communicator -------------------------------------------------------------------
+
+class C10dCommunicator final : public Communicator {
+ public:
+  C10dCommunicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroup> group,
+                   const ProcessGroupEnv& env, torch::Device comm_device)
+      : store_(std::move(store)), group_(std::move(group)), rank_(env.rank),
+        world_size_(env.world_size), timeout_(env.timeout), device_(comm_device) {}
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_size_; }
+
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors) override {
+    for_each_bucket(tensors, "all_reduce", [&](std::vector<torch::Tensor>& bucket) {
+      c10d::AllreduceOptions options;
+      options.reduceOp = c10d::ReduceOp::SUM;
+      options.timeout = timeout_;
+      return group_->allreduce(bucket, options);
+    });
+  }
+
+  void broadcast(std::vector<torch::Tensor>& tensors, int root) override {
+    require(root >= 0 && root < world_size_, fmt::format("broadcast: root {} is not a rank", root));
+    for_each_bucket(tensors, "broadcast", [&](std::vector<torch::Tensor>& bucket) {
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      options.timeout = timeout_;
+      return group_->broadcast(bucket, options);
+    });
+  }
+
+  void barrier() override {
+    c10d::BarrierOptions options;
+    options.timeout = timeout_;
+    run("barrier", [&] { return group_->barrier(options); });
+  }
+
+ private:
+  using Collective = std::function<c10::intrusive_ptr<c10d::Work>(std::vector<torch::Tensor>&)>;
+
+  // Runs one collective per dtype over a flat buffer on the communication device, then
+  // copies the result back into the caller's tensors. A single contiguous tensor already on
+  // that device (the trainer's gradient bucket) is used in place, without a copy.
+  void for_each_bucket(std::vector<torch::Tensor>& tensors, const char* what, const Collective& op) {
+    torch::NoGradGuard no_grad;
+    std::map<c10::ScalarType, std::vector<size_t>> by_dtype;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (tensors[i].defined() && tensors[i].numel() > 0) by_dtype[tensors[i].scalar_type()].push_back(i);
+    }
+    for (const auto& [dtype, indices] : by_dtype) {
+      if (indices.size() == 1) {
+        auto& t = tensors[indices[0]];
+        if (t.is_contiguous() && t.device() == device_) {
+          std::vector<torch::Tensor> bucket{t};
+          run(what, [&] { return op(bucket); });
+          continue;
+        }
+      }
+      std::vector<torch::Tensor> views;
+      views.reserve(indices.size());
+      for (const auto i : indices) views.push_back(tensors[i].reshape({-1}).to(device_));
+      std::vector<torch::Tensor> bucket{torch::cat(views)};
+      run(what, [&] { return op(bucket); });
+      int64_t offset = 0;
+      for (const auto i : indices) {
+        auto& t = tensors[i];
+        t.copy_(bucket[0].narrow(0, offset, t.numel()).view(t.sizes()));
+        offset += t.numel();
+      }
+    }
+  }
+
+  void run(const char* what, const std::function<c10::intrusive_ptr<c10d::Work>()>& op) {
+    std::string problem;
+    try {
+      auto work = op();
+      if (work->wait(timeout_)) return;
+      problem = "did not complete";
+    } catch (const std::exception& e) {
+      problem = one_line(e);
+    }
+    throw UserError(fmt::format("rank {}: lost contact with peer during {} ({}) (timeout {} s); "
+                                "another rank has probably stopped: check its log",
+                                rank_, what, problem, std::chrono::duration_cast<std::chrono::seconds>(timeout_).count()));
+  }
+
+  c10::intrusive_ptr<c10d::Store> store_;  // kept alive for the group's lifetime
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  int rank_;
+  int world_size_;
+  std::chrono::milliseconds timeout_;
+  torch::Device device_;
+};
+
+std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const ProcessGroupEnv& env) {
+  std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
+  std::string name;
+  for (size_t i = 0; i <= env.gloo_interfaces.size(); ++i) {
+    if (i == env.gloo_interfaces.size() || env.gloo_interfaces[i] == ',') {
+      if (!name.empty()) devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+      name.clear();
+    } else {
+      name += env.gloo_interfaces[i];
+    }
+  }
+  if (!devices.empty()) return devices;
+  // All ranks on this machine: the loopback interface always works. Otherwise bind to the
+  // address this host's name resolves to, as PyTorch does (GLOO_SOCKET_IFNAME overrides).
+  if (is_loopback(env.master_addr)) {
+    devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  } else {
+    devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
+  return devices;
+}
+
+// Makes the rank's GPU current so that kCUDA without an index means that GPU everywhere.
+void select_cuda_device(torch::Device device) {
+  if (!device.is_cuda() || !device.has_index()) return;
+  if (c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA)) {
+    c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);
+  }
+}
+
+}  // namespace
+
+ProcessGroupEnv read_process_group_env() {
+  ProcessGroupEnv env;
+  const auto world = env_value("WORLD_SIZE");
+  if (world) env.world_size = static_cast<int>(parse_env_int("WORLD_SIZE", *world, 1, 1 << 20));
+  if (const auto v = env_value("LTH_DIST_TIMEOUT")) {
+    env.timeout = std::chrono::seconds(parse_env_int("LTH_DIST_TIMEOUT", *v, 1, 7 * 24 * 3600));
+  }
+  if (env.world_size == 1) return env;
+  const auto rank = env_value("RANK");
+  require(rank.has_value(), fmt::format("WORLD_SIZE={} but RANK is not set (start ranks with `lth launch`)",
+                                        env.world_size));
+  env.rank = static_cast<int>(parse_env_int("RANK", *rank, 0, env.world_size - 1));
+  env.local_rank = env.rank;
+  if (const auto v = env_value("LOCAL_RANK")) {
+    env.local_rank = static_cast<int>(parse_env_int("LOCAL_RANK", *v, 0, env.world_size - 1));
+  }
+  const auto addr = env_value("MASTER_ADDR");
+  require(addr.has_value(), fmt::format("WORLD_SIZE={} but MASTER_ADDR is not set (start ranks with `lth launch`)",
+                                        env.world_size));
+  env.master_addr = *addr;
+  const auto port = env_value("MASTER_PORT");
+  require(port.has_value(), fmt::format("WORLD_SIZE={} but MASTER_PORT is not set (start ranks with `lth launch`)",
+                                        env.world_size));
+  env.master_port = static_cast<uint16_t>(parse_env_int("MASTER_PORT", *port, 1, 65535));
+  if (const auto v = env_value("GLOO_SOCKET_IFNAME")) env.gloo_interfaces = *v;
+  return env;
+}
+
+torch::Device rank_device(torch::Device requested, const ProcessGroupEnv& env) {
+  if (requested.is_cuda() && !requested.has_index()) {
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  }
+  return requested;
+}
+
+CommunicatorPtr make_communicator(const ProcessGroupEnv& env, torch::Device device) {
+  require(env.world_size >= 1 && env.rank >= 0 && env.rank < env.world_size,
+          fmt::format("invalid rank {} of world size {}", env.rank, env.world_size));
+  if (env.world_size == 1) return std::make_shared<Communicator>();
+  const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(env.timeout);
+  const auto seconds = env.timeout.count();
+  device = rank_device(device, env);
+  select_cuda_device(device);
+
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = env.master_port;
+    options.isServer = env.rank == 0;
+    options.numWorkers = static_cast<size_t>(env.world_size);
+    options.waitWorkers = true;
+    options.timeout = timeout;
+    store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+  } catch (const std::exception& e) {
+    throw UserError(fmt::format("rank {}: cannot {} the rendezvous at {}:{} ({}) (timeout {} s)", env.rank,
+                                env.rank == 0 ? "host" : "reach", env.master_addr, env.master_port,
+                                one_line(e), seconds));
+  }
+
+  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  torch::Device comm_device = torch::kCPU;
+  try {
+#ifdef USE_C10D_NCCL
+    if (device.is_cuda()) {
+      // Blocking wait makes Work::wait honour the timeout and throw (instead of hanging, or
+      // aborting the process as NCCL's asynchronous error handling does).
+      ::setenv("NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = timeout;
+      group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, options);
+      comm_device = device;
+    }
+#endif
+    if (!group) {
+      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+      options->devices = gloo_devices(env);
+      group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, options);
+    }
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw UserError(fmt::format("rank {}: lost contact with peer while connecting the {} ranks ({}) "
+                                "(timeout {} s)",
+                                env.rank, env.world_size, one_line(e), seconds));
+  }
+  return std::make_shared<C10dCommunicator>(std::move(store), std::move(group), env, comm_device);
+}
+
+CommunicatorPtr make_communicator(torch::Device device) {
+  return make_communicator(read_process_group_env(), device);
+}
+
+}  // namespace lth::dist

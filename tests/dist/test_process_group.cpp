@@ -1,0 +1,323 @@
+// Data-parallel training over Gloo on 127.0.0.1, with the ranks as real processes (the
+// lth_dist_worker binary): equivalence with single-process micro-batching, and clear,
+// bounded failures when a peer dies, stalls or never arrives.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+
+#include "common/error.h"
+#include "dist/process_group.h"
+#include "io/checkpoint.h"
+#include "subprocess.h"
+
+namespace lth::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kWorker = LTH_DIST_WORKER;
+
+// Variables a test's children must not inherit from whoever runs the tests.
+std::map<std::string, std::string> clean_env(std::map<std::string, std::string> extra = {}) {
+  std::map<std::string, std::string> env{{"RANK", ""},        {"WORLD_SIZE", ""},  {"LOCAL_RANK", ""},
+                                         {"MASTER_ADDR", ""}, {"MASTER_PORT", ""}, {"OMP_NUM_THREADS", "1"}};
+  for (const auto& [k, v] : extra) env[k] = v;
+  return env;
+}
+
+std::map<std::string, std::string> rank_env(int rank, int world, int port, int timeout_s) {
+  return clean_env({{"RANK", std::to_string(rank)},
+                    {"WORLD_SIZE", std::to_string(world)},
+                    {"LOCAL_RANK", std::to_string(rank)},
+                    {"MASTER_ADDR", "127.0.0.1"},
+                    {"MASTER_PORT", std::to_string(port)},
+                    {"LTH_DIST_TIMEOUT", std::to_string(timeout_s)}});
+}
+
+// Runs `args` to completion (at most 60 s) and expects exit status 0.
+void run_ok(const std::vector<std::string>& args, const fs::path& dir, const std::string& name,
+            const std::map<std::string, std::string>& env = clean_env()) {
+  Subprocess p(args, env, dir / (name + ".out"), dir / (name + ".err"));
+  const auto status = p.wait_for(60s);
+  ASSERT_EQ(exit_code(status), 0) << name << " stderr:\n" << read_text(dir / (name + ".err"));
+}
+
+bool is_bn_statistic(const std::string& name) {
+  return name.find("running_") != std::string::npos || name.find("num_batches_tracked") != std::string::npos;
+}
+
+// Largest |a - b| over the parameters (BN running statistics excluded).
+double max_parameter_difference(const io::Checkpoint& a, const io::Checkpoint& b) {
+  double worst = 0;
+  for (const auto& [name, t] : a.state) {
+    if (is_bn_statistic(name)) continue;
+    EXPECT_TRUE(b.state.count(name)) << name;
+    if (!b.state.count(name)) continue;
+    worst = std::max(worst, (t.to(torch::kFloat64) - b.state.at(name).to(torch::kFloat64)).abs().max().item<double>());
+  }
+  return worst;
+}
+
+void expect_same_parameters(const io::Checkpoint& a, const io::Checkpoint& b, double tolerance) {
+  ASSERT_EQ(a.state.size(), b.state.size());
+  for (const auto& [name, t] : a.state) {
+    if (is_bn_statistic(name)) continue;
+    ASSERT_TRUE(b.state.count(name)) << name;
+    EXPECT_TRUE(torch::allclose(t, b.state.at(name), /*rtol=*/tolerance, /*atol=*/tolerance))
+        << name << ": max |diff| " << (t - b.state.at(name)).abs().max().item<double>();
+  }
+}
+
+void expect_same_masks(const io::Checkpoint& a, const io::Checkpoint& b) {
+  ASSERT_EQ(a.masks.size(), b.masks.size());
+  ASSERT_FALSE(a.masks.empty());
+  for (const auto& [name, m] : a.masks) {
+    ASSERT_TRUE(b.masks.count(name)) << name;
+    EXPECT_TRUE(torch::equal(m, b.masks.at(name))) << name;
+  }
+}
+
+// --- equivalence ------------------------------------------------------------------------
+
+// With per-rank BN statistics, 2 ranks x B/2 are one rank with micro-batches of B/2 (each
+// chunk normalised by its own statistics), and the gradient is the mean over the global
+// batch in both: the all-reduce SUMS per-rank gradients that are each divided by
+// n_local * world_size. Same seeds, so the loader's rank slices are the micro-batches.
+TEST(DataParallel, TwoGlooRanksEqualOneRankWithMicroBatches) {
+  TempDir dir("equiv");
+  const auto d = dir.path();
+  const std::vector<std::string> train = {"train", "--model", "resnet20", "--image_size", "8", "--channels", "3",
+                                          "--steps", "6", "--batch", "16", "--eval_every", "3"};
+  auto with = [&](std::vector<std::string> head, const std::string& out, std::vector<std::string> tail = {}) {
+    head.insert(head.end(), train.begin(), train.end());
+    head.push_back("--out");
+    head.push_back((d / out).string());
+    head.insert(head.end(), tail.begin(), tail.end());
+    return head;
+  };
+  run_ok(with({kWorker}, "micro", {"--micro_batch", "8"}), d, "micro");
+  run_ok(with({kWorker}, "full"), d, "full");
+  const auto port = std::to_string(free_port());
+  run_ok(with({kWorker, "launch", "--nproc", "2", "--master_port", port, "--", kWorker}, "two"), d, "two",
+         clean_env({{"LTH_DIST_TIMEOUT", "30"}}));
+
+  const auto micro = io::load_checkpoint(d / "micro" / "rank0.safetensors");
+  const auto full = io::load_checkpoint(d / "full" / "rank0.safetensors");
+  const auto rank0 = io::load_checkpoint(d / "two" / "rank0.safetensors");
+  const auto rank1 = io::load_checkpoint(d / "two" / "rank1.safetensors");
+
+  // 2 ranks == 1 rank with micro-batches, within float tolerance.
+  expect_same_parameters(rank0, micro, 1e-5);
+  expect_same_masks(rank0, micro);
+  // ... and the comparison is sensitive: one batch of 16 normalised together differs.
+  EXPECT_GT(max_parameter_difference(full, micro), 1e-4);
+
+  // The ranks agree exactly: identical parameters, masks, and BN running statistics (those
+  // are averaged across ranks before every evaluation, the last one at the final step).
+  for (const auto& [name, t] : rank0.state) {
+    EXPECT_TRUE(torch::equal(t, rank1.state.at(name))) << name;
+  }
+  expect_same_masks(rank0, rank1);
+  // Pruned weights stayed exactly zero.
+  for (const auto& [name, m] : rank0.masks) {
+    EXPECT_EQ((rank0.state.at(name) * (1 - m)).abs().max().item<double>(), 0.0) << name;
+  }
+  // Rank 0 alone wrote the run folder's checkpoints and logs.
+  EXPECT_TRUE(fs::exists(d / "two" / "run" / "last.safetensors"));
+  EXPECT_TRUE(fs::exists(d / "two" / "run" / "metrics.jsonl"));
+  expect_same_parameters(io::load_checkpoint(d / "two" / "run" / "last.safetensors"), rank0, 0);
+}
+
+// Without BN the split does not matter at all: 2 ranks x 16 == 1 rank x 32.
+TEST(DataParallel, TwoRanksEqualOneRankWithoutBatchNorm) {
+  TempDir dir("lenet");
+  const auto d = dir.path();
+  const std::vector<std::string> train = {"train", "--model", "lenet300_100", "--image_size", "28",
+                                          "--channels", "1", "--prunable", "all", "--steps", "5",
+                                          "--batch", "32", "--eval_every", "5"};
+  auto cmd = [&](std::vector<std::string> head, const std::string& out) {
+    head.insert(head.end(), train.begin(), train.end());
+    head.push_back("--out");
+    head.push_back((d / out).string());
+    return head;
+  };
+  run_ok(cmd({kWorker}, "one"), d, "one");
+  const auto port = std::to_string(free_port());
+  run_ok(cmd({kWorker, "launch", "--nproc", "2", "--master_port", port, "--", kWorker}, "two"), d, "two",
+         clean_env({{"LTH_DIST_TIMEOUT", "30"}}));
+  const auto one = io::load_checkpoint(d / "one" / "rank0.safetensors");
+  const auto two = io::load_checkpoint(d / "two" / "rank0.safetensors");
+  expect_same_parameters(two, one, 1e-5);
+  expect_same_masks(two, one);
+}
+
+// --- failures ---------------------------------------------------------------------------
+
+// A rank SIGKILLed mid-training: its peer stops with one clear line, quickly.
+TEST(DataParallel, KilledPeerStopsTheOtherRankWithAClearError) {
+  TempDir dir("kill");
+  const auto d = dir.path();
+  const int port = free_port();
+  std::vector<std::unique_ptr<Subprocess>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.push_back(std::make_unique<Subprocess>(
+        std::vector<std::string>{kWorker, "train", "--model", "resnet20", "--steps", "1000000", "--eval_every",
+                                 "1000000", "--out", d.string()},
+        rank_env(r, 2, port, 10), d / ("r" + std::to_string(r) + ".out"), d / ("r" + std::to_string(r) + ".err")));
+  }
+  // Rank 0 logs "start" once every rank has joined; then let a few steps run.
+  ASSERT_TRUE(wait_until([&] { return fs::exists(d / "run" / "metrics.jsonl"); }, 20s))
+      << read_text(d / "r0.err") << read_text(d / "r1.err");
+  std::this_thread::sleep_for(500ms);
+  ASSERT_FALSE(ranks[0]->wait_for(0ms)) << read_text(d / "r0.err");
+  const auto killed_at = Clock::now();
+  ranks[1]->signal(SIGKILL);
+  const auto status = ranks[0]->wait_for(30s);
+  const double seconds = std::chrono::duration<double>(Clock::now() - killed_at).count();
+  ASSERT_TRUE(status.has_value()) << "rank 0 still running 30 s after its peer died";
+  EXPECT_EQ(exit_code(status), 2);
+  const auto err = read_text(d / "r0.err");
+  EXPECT_NE(err.find("lth: rank 0: lost contact with peer"), std::string::npos) << err;
+  EXPECT_NE(err.find("(timeout 10 s)"), std::string::npos) << err;
+  EXPECT_LT(seconds, 30.0);
+}
+
+// A peer that stops responding without closing its sockets (SIGSTOP): the collective's
+// timeout fires (LTH_DIST_TIMEOUT = 3 s) instead of hanging.
+TEST(DataParallel, StalledPeerTimesOut) {
+  TempDir dir("stall");
+  const auto d = dir.path();
+  const int port = free_port();
+  std::vector<std::unique_ptr<Subprocess>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.push_back(std::make_unique<Subprocess>(
+        std::vector<std::string>{kWorker, "allreduce_loop", "--ready", (d / "ready").string()},
+        rank_env(r, 2, port, 3), d / ("r" + std::to_string(r) + ".out"), d / ("r" + std::to_string(r) + ".err")));
+  }
+  ASSERT_TRUE(wait_until([&] { return fs::exists(d / "ready.0") && fs::exists(d / "ready.1"); }, 20s))
+      << read_text(d / "r0.err") << read_text(d / "r1.err");
+  const auto stopped_at = Clock::now();
+  ranks[1]->signal(SIGSTOP);
+  const auto status = ranks[0]->wait_for(25s);
+  const double seconds = std::chrono::duration<double>(Clock::now() - stopped_at).count();
+  ASSERT_TRUE(status.has_value()) << "rank 0 still running 25 s after its peer stalled";
+  EXPECT_EQ(exit_code(status), 2);
+  const auto err = read_text(d / "r0.err");
+  EXPECT_NE(err.find("lth: rank 0: lost contact with peer during all_reduce"), std::string::npos) << err;
+  EXPECT_NE(err.find("(timeout 3 s)"), std::string::npos) << err;
+  EXPECT_GE(seconds, 2.5);
+  EXPECT_LT(seconds, 20.0);
+  // ~Subprocess SIGKILLs the stopped rank.
+}
+
+// A rank whose peers never arrive gives up after the timeout, naming the rendezvous.
+TEST(DataParallel, MissingPeerAtRendezvousTimesOut) {
+  TempDir dir("alone");
+  const auto d = dir.path();
+  const int port = free_port();
+  Subprocess rank0({kWorker, "allreduce_loop", "--ready", (d / "ready").string()}, rank_env(0, 2, port, 2),
+                   d / "r0.out", d / "r0.err");
+  const auto status = rank0.wait_for(20s);
+  ASSERT_TRUE(status.has_value()) << "rank 0 waited more than 20 s for a peer that never came";
+  EXPECT_EQ(exit_code(status), 2);
+  const auto err = read_text(d / "r0.err");
+  EXPECT_NE(err.find("lth: rank 0: "), std::string::npos) << err;
+  EXPECT_NE(err.find("(timeout 2 s)"), std::string::npos) << err;
+  EXPECT_EQ(err.find('\n'), err.size() - 1) << "expected one line:\n" << err;
+}
+
+// --- environment ------------------------------------------------------------------------
+
+class ScopedEnv {
+ public:
+  ScopedEnv(std::map<std::string, std::string> vars) {
+    for (const auto& [k, v] : vars) {
+      const char* old = std::getenv(k.c_str());
+      saved_[k] = old ? std::optional<std::string>(old) : std::nullopt;
+      if (v.empty()) {
+        ::unsetenv(k.c_str());
+      } else {
+        ::setenv(k.c_str(), v.c_str(), 1);
+      }
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [k, v] : saved_) {
+      if (v) {
+        ::setenv(k.c_str(), v->c_str(), 1);
+      } else {
+        ::unsetenv(k.c_str());
+      }
+    }
+  }
+
+ private:
+  std::map<std::string, std::optional<std::string>> saved_;
+};
+
+TEST(ProcessGroupEnv, NoWorldSizeMeansOneProcess) {
+  ScopedEnv env({{"WORLD_SIZE", ""}, {"RANK", ""}, {"MASTER_ADDR", ""}, {"LTH_DIST_TIMEOUT", ""}});
+  const auto e = dist::read_process_group_env();
+  EXPECT_EQ(e.world_size, 1);
+  EXPECT_EQ(e.rank, 0);
+  EXPECT_EQ(e.timeout.count(), 300);
+  auto comm = dist::make_communicator(torch::kCPU);
+  EXPECT_EQ(comm->world_size(), 1);
+  EXPECT_TRUE(comm->is_root());
+  std::vector<torch::Tensor> v{torch::ones({3})};
+  comm->all_reduce_sum(v);
+  EXPECT_TRUE(torch::equal(v[0], torch::ones({3})));
+}
+
+TEST(ProcessGroupEnv, WorldSizeOneIsOneProcess) {
+  ScopedEnv env({{"WORLD_SIZE", "1"}, {"RANK", "0"}, {"MASTER_ADDR", ""}});
+  EXPECT_EQ(dist::make_communicator(torch::kCPU)->world_size(), 1);
+}
+
+TEST(ProcessGroupEnv, ReadsTorchrunVariables) {
+  ScopedEnv env({{"WORLD_SIZE", "16"}, {"RANK", "9"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node0"},
+                 {"MASTER_PORT", "29511"}, {"LTH_DIST_TIMEOUT", "45"}, {"GLOO_SOCKET_IFNAME", "eth1"}});
+  const auto e = dist::read_process_group_env();
+  EXPECT_EQ(e.world_size, 16);
+  EXPECT_EQ(e.rank, 9);
+  EXPECT_EQ(e.local_rank, 1);
+  EXPECT_EQ(e.master_addr, "node0");
+  EXPECT_EQ(e.master_port, 29511);
+  EXPECT_EQ(e.timeout.count(), 45);
+  EXPECT_EQ(e.gloo_interfaces, "eth1");
+  EXPECT_EQ(dist::rank_device(torch::Device(torch::kCUDA), e), torch::Device(torch::kCUDA, 1));
+  EXPECT_EQ(dist::rank_device(torch::Device(torch::kCUDA, 3), e), torch::Device(torch::kCUDA, 3));
+  EXPECT_EQ(dist::rank_device(torch::kCPU, e), torch::Device(torch::kCPU));
+}
+
+void expect_env_error(std::map<std::string, std::string> vars, const std::string& fragment) {
+  ScopedEnv env(std::move(vars));
+  try {
+    dist::read_process_group_env();
+    ADD_FAILURE() << "expected an error mentioning " << fragment;
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(ProcessGroupEnv, MalformedVariablesAreOneLineErrors) {
+  const std::map<std::string, std::string> ok{{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "a"},
+                                              {"MASTER_PORT", "1234"}, {"LTH_DIST_TIMEOUT", ""}};
+  auto with = [&](std::string k, std::string v) {
+    auto m = ok;
+    m[k] = v;
+    return m;
+  };
+  expect_env_error(with("RANK", "2"), "RANK=2");
+  expect_env_error(with("RANK", "x"), "RANK=x");
+  expect_env_error(with("RANK", ""), "RANK is not set");
+  expect_env_error(with("WORLD_SIZE", "0"), "WORLD_SIZE=0");
+  expect_env_error(with("MASTER_ADDR", ""), "MASTER_ADDR is not set");
+  expect_env_error(with("MASTER_PORT", "70000"), "MASTER_PORT=70000");
+  expect_env_error(with("LTH_DIST_TIMEOUT", "0"), "LTH_DIST_TIMEOUT=0");
+  expect_env_error(with("LTH_DIST_TIMEOUT", "5s"), "LTH_DIST_TIMEOUT=5s");
+}
+
+}  // namespace
+}  // namespace lth::test

@@ -1,0 +1,157 @@
+// lth_dist_worker: the child processes of the dist tests. Like `lth`, it turns UserError
+// into "lth: <message>" on stderr and exit status 2.
+//   launch ...                       the real `lth launch` command (src/cli/cmd_launch.cpp)
+//   train --out DIR [options]        one rank of a small data-parallel training run; every
+//                                    rank writes DIR/rank<R>.safetensors with its final state
+//   allreduce_loop --ready FILE      all-reduces forever (touching FILE once connected)
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "common/error.h"
+#include "data/synthetic.h"
+#include "dist/process_group.h"
+#include "io/checkpoint.h"
+#include "models/network.h"
+#include "pruning/mask.h"
+#include "pruning/strategy.h"
+#include "train/trainer.h"
+
+namespace lth::cli {
+void add_launch_command(CLI::App& app);  // declared in cli/commands.h once wired into lth
+}
+
+namespace {
+
+using namespace lth;
+
+struct TrainOptions {
+  std::string out;
+  std::string model = "resnet20";
+  int64_t image_size = 8;
+  int64_t channels = 3;
+  int64_t steps = 6;
+  int64_t batch = 16;
+  int64_t micro_batch = 0;
+  int64_t eval_every = 3;
+  double lr = 0.1;
+  std::string prunable = "conv";
+  double keep = 0.5;
+};
+
+void train_rank(const TrainOptions& o) {
+  at::set_num_threads(1);
+  auto comm = dist::make_communicator(torch::kCPU);
+
+  models::ModelConfig mc;
+  mc.name = o.model;
+  mc.in_channels = o.channels;
+  mc.image_size = o.image_size;
+  mc.num_classes = 10;
+  mc.pixel_mean.assign(static_cast<size_t>(o.channels), 0.5);
+  mc.pixel_std.assign(static_cast<size_t>(o.channels), 0.25);
+  auto net = models::make_network(mc, /*seed=*/7);
+
+  // A non-trivial mask, the same on every rank (random, from a fixed seed).
+  const auto dense = pruning::dense_masks(*net, pruning::parse_prunable_set(o.prunable));
+  const auto state = pruning::snapshot_state(*net);
+  auto masks = pruning::prune("random_global", {state, dense, o.keep, /*seed=*/11});
+  pruning::apply_masks(*net, masks);
+
+  data::SyntheticConfig sc;
+  sc.size = 80;  // 5 batches of 16 per epoch: the run crosses an epoch boundary
+  sc.image_size = o.image_size;
+  sc.channels = o.channels;
+  sc.seed = 3;
+  auto train_set = std::make_shared<data::SyntheticDataset>(sc, data::Split::Train);
+  sc.size = 40;
+  auto val_set = std::make_shared<data::SyntheticDataset>(sc, data::Split::Test);
+
+  train::TrainConfig tc;
+  tc.schedule.peak_lr = o.lr;
+  tc.schedule.total_steps = o.steps;
+  tc.schedule.constant = true;
+  tc.batch_size = o.batch;
+  tc.micro_batch = o.micro_batch;
+  tc.eval_every = o.eval_every;
+  tc.eval_batch_size = 16;
+  tc.num_workers = 0;
+  tc.seed = 5;
+  tc.progress = false;
+
+  train::TrainInputs in;
+  in.net = net;
+  in.masks = masks;
+  in.train_set = train_set;
+  in.val_set = val_set;
+  in.comm = comm;
+  train::RunLog log(std::filesystem::path(o.out) / "run", comm->is_root());
+  train::run_training(tc, in, log);
+
+  io::Checkpoint ckpt;
+  ckpt.iteration = o.steps;
+  ckpt.state = pruning::snapshot_state(*net);
+  ckpt.masks = in.masks;
+  io::save_checkpoint(std::filesystem::path(o.out) / ("rank" + std::to_string(comm->rank()) + ".safetensors"),
+                      ckpt);
+}
+
+void allreduce_loop(const std::string& ready) {
+  at::set_num_threads(1);
+  auto comm = dist::make_communicator(torch::kCPU);
+  const double expected = comm->world_size() * (comm->world_size() + 1) / 2.0;
+  for (int64_t i = 0;; ++i) {
+    std::vector<torch::Tensor> v{torch::full({1000}, static_cast<double>(comm->rank() + 1), torch::kFloat64)};
+    comm->all_reduce_sum(v);
+    if (v[0].min().item<double>() != expected || v[0].max().item<double>() != expected) {
+      throw std::runtime_error("wrong all-reduce result");
+    }
+    if (i == 0) std::ofstream(ready + "." + std::to_string(comm->rank())) << "ok\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lth_dist_worker: child processes of the dist tests"};
+  app.require_subcommand(1);
+  lth::cli::add_launch_command(app);
+
+  TrainOptions train;
+  auto* t = app.add_subcommand("train", "one rank of a small data-parallel run");
+  t->add_option("--out", train.out)->required();
+  t->add_option("--model", train.model);
+  t->add_option("--image_size", train.image_size);
+  t->add_option("--channels", train.channels);
+  t->add_option("--steps", train.steps);
+  t->add_option("--batch", train.batch);
+  t->add_option("--micro_batch", train.micro_batch);
+  t->add_option("--eval_every", train.eval_every);
+  t->add_option("--lr", train.lr);
+  t->add_option("--prunable", train.prunable);
+  t->callback([&] { train_rank(train); });
+
+  std::string ready;
+  auto* loop = app.add_subcommand("allreduce_loop", "all-reduce until killed");
+  loop->add_option("--ready", ready)->required();
+  loop->callback([&] { allreduce_loop(ready); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const lth::UserError& e) {
+    std::cerr << "lth: " << e.what() << "\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    std::cerr << "lth: " << e.what_without_backtrace() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "lth: internal error: " << e.what() << "\n";
+    return 4;
+  }
+  return 0;
+}
