@@ -123,6 +123,12 @@ void run_eval(const EvalFlags& f) {
   so.strict = parse_bool("--strict_data", f.strict_data);
   so.only = split_commas(f.sets);
   const auto suite = eval::discover_test_suite(f.data_root, so);
+  if (suite.present.empty()) {
+    std::string looked;
+    for (const auto& a : suite.absent) looked += (looked.empty() ? "" : ", ") + a.path.string();
+    throw UserError("no test set found under " + f.data_root + " (looked for " + looked +
+                    " and <Name>_x<S>/test_images.npy)");
+  }
 
   const auto mc = model_config_of(ckpt, f.ckpt, size);
   require(mc.num_classes >= suite.num_classes,

@@ -11,10 +11,8 @@ void add_train_command(CLI::App& app);
 void add_imp_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_info_command(CLI::App& app);
-#ifdef LTH_HAVE_IMAGENET
 void add_eval_command(CLI::App& app);
 void add_make_imagenet_command(CLI::App& app);
-#endif
 
 // The reference's boolean spellings: yes/no, true/false, t/f, y/n, 1/0 (any case).
 bool parse_bool(const std::string& flag, const std::string& text);

@@ -15,10 +15,8 @@ int main(int argc, char** argv) {
   lth::cli::add_imp_command(app);
   lth::cli::add_report_command(app);
   lth::cli::add_info_command(app);
-#ifdef LTH_HAVE_IMAGENET
   lth::cli::add_eval_command(app);
   lth::cli::add_make_imagenet_command(app);
-#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,6 +4,7 @@
 
 #include "common/registry.h"
 #include "data/idx.h"
+#include "data/imagenet/imagenet_dataset.h"
 #include "data/synthetic.h"
 
 namespace lth::data {
@@ -58,6 +59,9 @@ const Registry<DatasetEntry>& registry() {
                                              std::vector<double>(s.channels, 0.3)};
                          }},
             "generated class patterns, for tests and demos");
+    const DatasetEntry imagenet{imagenet::make_imagenet_dataset, imagenet::imagenet_traits};
+    reg.add("imagenet", imagenet, "ImageNet-1k folders under --data_root (imagenet/train, imagenet/val)");
+    reg.add("imagenet2012", imagenet, "the reference's name for imagenet");
     return reg;
   }();
   return r;

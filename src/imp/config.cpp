@@ -133,7 +133,7 @@ ImpConfig default_config() {
   c.eval_batch_size = 1000;
   c.rewind_iterations = 500;
   c.cycle_iterations = 3000;
-  c.cycles = 8;
+  c.cycles = 10;
   c.seed = 0;
   return c;
 }

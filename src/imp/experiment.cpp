@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "data/registry.h"
+#include "eval/suite.h"
 
 namespace lth::imp {
 namespace {
@@ -22,6 +23,10 @@ data::DataConfig data_config(const ImpConfig& c) {
 }
 
 }  // namespace
+
+bool is_imagenet(const std::string& data_name) {
+  return data_name == "imagenet" || data_name == "imagenet2012";
+}
 
 torch::Device resolve_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
@@ -42,7 +47,17 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
   train_set = data::make_dataset(dc, data::Split::Train);
   val_set = data::make_dataset(dc, data::Split::Test);
   val_class_subset = val_set->class_subset();
-  test_sets.push_back(TestSet{config_.data_name, val_set, val_class_subset});
+  if (is_imagenet(config_.data_name)) {
+    // Every distribution-shift set present under the data root; absent ones are logged.
+    eval::SuiteOptions so;
+    so.image_size = config_.image_size > 0 ? config_.image_size : 224;
+    so.strict = config_.strict_data;
+    const auto suite = eval::discover_test_suite(config_.data_root, so);
+    for (const auto& set : suite.present) test_sets.push_back(TestSet{set.name, set.dataset, set.class_subset});
+    for (const auto& set : suite.absent) absent_test_sets.push_back(set.name + " (" + set.path.string() + ")");
+  } else {
+    test_sets.push_back(TestSet{config_.data_name, val_set, val_class_subset});
+  }
 }
 
 models::ModelConfig Experiment::model_config() const {

@@ -42,12 +42,15 @@ class Experiment {
   data::DatasetPtr val_set;
   std::vector<int64_t> val_class_subset;
   std::vector<TestSet> test_sets;
+  std::vector<std::string> absent_test_sets;  // "name (where it was looked for)"
 
  private:
   ImpConfig config_;
   dist::CommunicatorPtr comm_;
   torch::Device device_ = torch::kCPU;
 };
+
+bool is_imagenet(const std::string& data_name);
 
 // "auto" = CUDA when this LibTorch has it and a GPU is present, else CPU.
 torch::Device resolve_device(const std::string& name);

@@ -138,6 +138,9 @@ int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
   const auto branches = parse_branch_list(config.branches);
   pruning::parse_prunable_set(config.prunable);
   Experiment ex(config, std::move(comm));
+  if (ex.comm()->is_root()) {
+    for (const auto& absent : ex.absent_test_sets) std::cerr << "test set skipped: " << absent << " not found\n";
+  }
   const auto stopped = [&ex, &run] {
     if (ex.comm()->is_root()) std::cerr << "stopped early (run.stop_after); re-run the same command to resume " << run.string() << "\n";
     return -1;
