@@ -266,9 +266,11 @@ CommunicatorPtr make_communicator(const ProcessGroupEnv& env, torch::Device devi
   } catch (const UserError&) {
     throw;
   } catch (const std::exception& e) {
-    throw UserError(fmt::format("rank {}: lost contact with peer while connecting the {} ranks ({}) "
-                                "(timeout {} s)",
-                                env.rank, env.world_size, one_line(e), seconds));
+    throw UserError(fmt::format("rank {}: lost contact with peer while connecting the {} ranks through {}:{} "
+                                "({}) (timeout {} s); are all ranks started, with the same MASTER_ADDR, "
+                                "MASTER_PORT and WORLD_SIZE?",
+                                env.rank, env.world_size, env.master_addr, env.master_port, one_line(e),
+                                seconds));
   }
   return std::make_shared<C10dCommunicator>(std::move(store), std::move(group), env, comm_device);
 }

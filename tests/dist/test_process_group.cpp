@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 #include "dist/process_group.h"
 #include "io/checkpoint.h"
@@ -108,6 +110,8 @@ TEST(DataParallel, TwoGlooRanksEqualOneRankWithMicroBatches) {
   const auto rank1 = io::load_checkpoint(d / "two" / "rank1.safetensors");
 
   // 2 ranks == 1 rank with micro-batches, within float tolerance.
+  std::cout << "max |2 ranks - 1 rank with micro-batches| = " << max_parameter_difference(rank0, micro)
+            << ", max |1 rank, batch 16 - micro-batches| = " << max_parameter_difference(full, micro) << "\n";
   expect_same_parameters(rank0, micro, 1e-5);
   expect_same_masks(rank0, micro);
   // ... and the comparison is sensitive: one batch of 16 normalised together differs.
@@ -148,8 +152,54 @@ TEST(DataParallel, TwoRanksEqualOneRankWithoutBatchNorm) {
          clean_env({{"LTH_DIST_TIMEOUT", "30"}}));
   const auto one = io::load_checkpoint(d / "one" / "rank0.safetensors");
   const auto two = io::load_checkpoint(d / "two" / "rank0.safetensors");
+  std::cout << "max |2 ranks - 1 rank| = " << max_parameter_difference(two, one) << "\n";
   expect_same_parameters(two, one, 1e-5);
   expect_same_masks(two, one);
+}
+
+// The whole IMP pipeline (rewind phase, 3 cycles of pruning, tests, report) on 2 ranks
+// equals 1 rank: same masks, weights, accuracies. Rank 0 draws the seed and writes every
+// file; rank 1 reads what rank 0 wrote (config, rewind point, previous best_acc).
+// DISABLED until train::run_training ends with a barrier: today rank 1 reaches
+// `require(fs::exists(iter_000003.safetensors))` in run_rewind_phase before rank 0 has
+// written it, and fails. Verified to pass with that fix (run with
+// --gtest_also_run_disabled_tests); remove DISABLED_ when it is in.
+TEST(DataParallel, DISABLED_ImpOnTwoRanksEqualsOneRank) {
+  TempDir dir("imp");
+  const auto d = dir.path();
+  // 2 ranks with a drawn seed (every rank must use rank 0's), then 1 rank with that seed.
+  const auto port = std::to_string(free_port());
+  run_ok({kWorker, "launch", "--nproc", "2", "--master_port", port, "--", kWorker, "imp", "--run",
+          (d / "two").string()},
+         d, "two", clean_env({{"LTH_DIST_TIMEOUT", "30"}}));
+  const auto config = read_text(d / "two" / "config.toml");
+  const auto at = config.find("seed = ");
+  ASSERT_NE(at, std::string::npos) << config;
+  const auto seed = std::to_string(std::stoll(config.substr(at + 7)));
+  run_ok({kWorker, "imp", "--run", (d / "one").string(), "--seed", seed}, d, "one");
+  for (const std::string cycle : {"000", "001", "002"}) {
+    auto summary = [&](const std::string& run) {
+      std::ifstream in(d / run / cycle / "summary.json");
+      return nlohmann::json::parse(in);
+    };
+    const auto a = summary("one"), b = summary("two");
+    EXPECT_EQ(a["prunable_kept"], b["prunable_kept"]) << cycle;
+    EXPECT_EQ(a["best_iteration"], b["best_iteration"]) << cycle;
+    EXPECT_NEAR(a["best_val_acc"].get<double>(), b["best_val_acc"].get<double>(), 1e-9) << cycle;
+    for (const auto& [set, r] : a["test"].items()) {
+      EXPECT_EQ(r["acc"], b["test"][set]["acc"]) << cycle << " " << set;
+      EXPECT_EQ(r["count"], b["test"][set]["count"]) << cycle << " " << set;
+      EXPECT_NEAR(r["nll"].get<double>(), b["test"][set]["nll"].get<double>(), 1e-6) << cycle << " " << set;
+    }
+    const auto init_a = io::load_checkpoint(d / "one" / cycle / "init.safetensors");
+    const auto init_b = io::load_checkpoint(d / "two" / cycle / "init.safetensors");
+    expect_same_masks(init_a, init_b);
+    expect_same_parameters(init_a, init_b, 1e-5);
+    expect_same_parameters(io::load_checkpoint(d / "one" / cycle / "best_acc.safetensors"),
+                           io::load_checkpoint(d / "two" / cycle / "best_acc.safetensors"), 1e-5);
+  }
+  EXPECT_LT(nlohmann::json::parse(read_text(d / "two" / "002" / "summary.json"))["density"].get<double>(), 0.3);
+  EXPECT_TRUE(fs::exists(d / "two" / "report.md"));
 }
 
 // --- failures ---------------------------------------------------------------------------

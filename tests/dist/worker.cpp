@@ -3,6 +3,9 @@
 //   launch ...                       the real `lth launch` command (src/cli/cmd_launch.cpp)
 //   train --out DIR [options]        one rank of a small data-parallel training run; every
 //                                    rank writes DIR/rank<R>.safetensors with its final state
+//   imp --run DIR                    one rank of a tiny IMP run (imp::run_imp), wired as
+//                                    `lth imp` should be: rank 0 prepares the run folder,
+//                                    the others read the config it wrote after a barrier
 //   allreduce_loop --ready FILE      all-reduces forever (touching FILE once connected)
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
@@ -14,6 +17,7 @@
 #include "common/error.h"
 #include "data/synthetic.h"
 #include "dist/process_group.h"
+#include "imp/imp.h"
 #include "io/checkpoint.h"
 #include "models/network.h"
 #include "pruning/mask.h"
@@ -99,6 +103,36 @@ void train_rank(const TrainOptions& o) {
                       ckpt);
 }
 
+void imp_rank(const std::string& run, int64_t seed) {
+  at::set_num_threads(1);
+  auto comm = dist::make_communicator(torch::kCPU);
+  imp::ImpConfig c;
+  c.data_name = "synthetic";
+  c.model = "lenet300_100";
+  c.batch_size = 16;
+  c.lr = 0.05;
+  c.eval_every = 3;
+  c.eval_batch_size = 32;
+  c.num_workers = 0;
+  c.rewind_iterations = 3;
+  c.cycle_iterations = 6;
+  c.cycles = 2;
+  c.pruning_ratio = 0.5;
+  c.prunable = "all";
+  c.threads = 1;
+  c.device = "cpu";
+  c.seed = seed;  // -1: drawn (by every rank; rank 0's wins below)
+  imp::validate(c);
+  // The wiring cmd_imp.cpp needs: every rank checks the folder, then all take rank 0's
+  // seed (each rank draws its own when none is set). The broadcast is also a barrier, so
+  // no rank reads the folder after rank 0 has started writing it.
+  c = imp::prepare_run_folder(run, c);
+  std::vector<torch::Tensor> shared_seed{torch::tensor({c.seed}, torch::kInt64)};
+  comm->broadcast(shared_seed, /*root=*/0);
+  c.seed = shared_seed[0].item<int64_t>();
+  imp::run_imp(run, c, comm);
+}
+
 void allreduce_loop(const std::string& ready) {
   at::set_num_threads(1);
   auto comm = dist::make_communicator(torch::kCPU);
@@ -133,6 +167,13 @@ int main(int argc, char** argv) {
   t->add_option("--lr", train.lr);
   t->add_option("--prunable", train.prunable);
   t->callback([&] { train_rank(train); });
+
+  std::string imp_run;
+  int64_t imp_seed = -1;
+  auto* i = app.add_subcommand("imp", "one rank of a tiny IMP run");
+  i->add_option("--run", imp_run)->required();
+  i->add_option("--seed", imp_seed);
+  i->callback([&] { imp_rank(imp_run, imp_seed); });
 
   std::string ready;
   auto* loop = app.add_subcommand("allreduce_loop", "all-reduce until killed");
