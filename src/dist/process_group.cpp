@@ -279,4 +279,10 @@ CommunicatorPtr make_communicator(torch::Device device) {
   return make_communicator(read_process_group_env(), device);
 }
 
+int64_t broadcast_from_root(Communicator& comm, int64_t value) {
+  std::vector<torch::Tensor> v{torch::tensor({value}, torch::kInt64)};
+  comm.broadcast(v, /*root=*/0);
+  return v[0].item<int64_t>();
+}
+
 }  // namespace lth::dist

@@ -54,4 +54,8 @@ CommunicatorPtr make_communicator(const ProcessGroupEnv& env, torch::Device devi
 // make_communicator(read_process_group_env(), device).
 CommunicatorPtr make_communicator(torch::Device device);
 
+// Rank 0's `value`, on every rank. A collective (every rank must call it), so it is also a
+// barrier. For choices one rank makes for all, e.g. a seed drawn when none was configured.
+int64_t broadcast_from_root(Communicator& comm, int64_t value);
+
 }  // namespace lth::dist

@@ -6,7 +6,8 @@
 //   imp --run DIR                    one rank of a tiny IMP run (imp::run_imp), wired as
 //                                    `lth imp` should be: rank 0 prepares the run folder,
 //                                    the others read the config it wrote after a barrier
-//   allreduce_loop --ready FILE      all-reduces forever (touching FILE once connected)
+//   allreduce_loop --ready FILE      checks the collectives, then all-reduces forever
+//                                    (touching FILE.<rank> once the checks passed)
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
@@ -127,9 +128,7 @@ void imp_rank(const std::string& run, int64_t seed) {
   // seed (each rank draws its own when none is set). The broadcast is also a barrier, so
   // no rank reads the folder after rank 0 has started writing it.
   c = imp::prepare_run_folder(run, c);
-  std::vector<torch::Tensor> shared_seed{torch::tensor({c.seed}, torch::kInt64)};
-  comm->broadcast(shared_seed, /*root=*/0);
-  c.seed = shared_seed[0].item<int64_t>();
+  c.seed = dist::broadcast_from_root(*comm, c.seed);
   imp::run_imp(run, c, comm);
 }
 
@@ -137,6 +136,21 @@ void allreduce_loop(const std::string& ready) {
   at::set_num_threads(1);
   auto comm = dist::make_communicator(torch::kCPU);
   const double expected = comm->world_size() * (comm->world_size() + 1) / 2.0;
+  // Once: several dtypes and a non-contiguous tensor in one call; broadcast; barrier.
+  {
+    const double r = comm->rank() + 1;
+    std::vector<torch::Tensor> mixed{torch::full({4, 3}, r).t(), torch::tensor(r, torch::kFloat64),
+                                     torch::full({5}, static_cast<int64_t>(r), torch::kInt64), torch::full({2}, r)};
+    comm->all_reduce_sum(mixed);
+    for (const auto& t : mixed) {
+      if (!torch::equal(t, torch::full_like(t, expected))) throw std::runtime_error("wrong mixed all-reduce");
+    }
+    std::vector<torch::Tensor> b{torch::full({3}, r), torch::full({2}, static_cast<int64_t>(r), torch::kInt64)};
+    comm->broadcast(b, /*root=*/1);
+    if (b[0].min().item<double>() != 2 || b[1].max().item<int64_t>() != 2) throw std::runtime_error("wrong broadcast");
+    if (dist::broadcast_from_root(*comm, 100 + comm->rank()) != 100) throw std::runtime_error("wrong root value");
+    comm->barrier();
+  }
   for (int64_t i = 0;; ++i) {
     std::vector<torch::Tensor> v{torch::full({1000}, static_cast<double>(comm->rank() + 1), torch::kFloat64)};
     comm->all_reduce_sum(v);
