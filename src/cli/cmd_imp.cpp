@@ -47,7 +47,7 @@ void add_imp_command(CLI::App& app) {
       return;
     }
     configure_threads(static_cast<int>(config.threads));
-    config = imp::prepare_run_folder(opt->save, config, /*writer=*/true);
+    config = imp::prepare_run_folder(opt->save, config);
     imp::run_imp(opt->save, config, nullptr);
   });
 }

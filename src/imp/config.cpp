@@ -88,7 +88,7 @@ const std::vector<ConfigField>& config_fields() {
   using C = ImpConfig;
   static const std::vector<ConfigField> fields = {
       {"data.name", &C::data_name, true, "dataset (fashion-mnist, mnist, synthetic, imagenet)"},
-      {"data.root", &C::data_root, true, "data folder (empty = the dataset's default)"},
+      {"data.root", &C::data_root, false, "data folder (empty = the dataset's default)"},
       {"data.image_size", &C::image_size, true, "input size (0 = native)"},
       {"data.strict", &C::strict_data, false, "unreadable samples are errors, not skips"},
       {"model.name", &C::model, true, "network"},

@@ -108,7 +108,7 @@ int64_t draw_seed() {
   return static_cast<int64_t>(mixed >> 33);  // positive and readable in a TOML file
 }
 
-ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested, bool writer) {
+ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested) {
   const auto config_path = run / "config.toml";
   if (fs::exists(config_path)) {
     ImpConfig stored;
@@ -126,10 +126,6 @@ ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested, bool writ
   require(!fs::exists(run) || fs::is_empty(run),
           run.string() + ": exists and is not an lth run folder (no config.toml); refusing to write into it");
   if (requested.seed < 0) requested.seed = draw_seed();
-  if (writer) {
-    fs::create_directories(run);
-    io::write_text_atomically(config_path, to_toml_string(requested));
-  }
   return requested;
 }
 
@@ -137,7 +133,11 @@ int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
   validate(config);
   const auto branches = parse_branch_list(config.branches);
   pruning::parse_prunable_set(config.prunable);
-  Experiment ex(config, std::move(comm));
+  Experiment ex(config, std::move(comm));  // opens the data first: a bad path fails before any write
+  if (ex.comm()->is_root() && !fs::exists(run / "config.toml")) {
+    fs::create_directories(run);
+    io::write_text_atomically(run / "config.toml", to_toml_string(config));
+  }
   if (ex.comm()->is_root()) {
     for (const auto& absent : ex.absent_test_sets) std::cerr << "test set skipped: " << absent << " not found\n";
   }

@@ -13,10 +13,11 @@
 
 namespace lth::imp {
 
-// Checks or creates the run folder and returns the config to run with: a new folder gets
-// config.toml (with a drawn seed if none was set); an existing one must hold a config.toml
-// whose result-affecting settings equal `requested` (its seed is reused if none was set).
-ImpConfig prepare_run_folder(const std::filesystem::path& run, ImpConfig requested, bool writer);
+// Checks the run folder and returns the config to run with (writes nothing): a new or empty
+// folder gets a drawn seed if none was set; an existing run must hold a config.toml whose
+// result-affecting settings equal `requested` (its seed is reused if none was set).
+// run_imp writes config.toml once the data has been opened successfully.
+ImpConfig prepare_run_folder(const std::filesystem::path& run, ImpConfig requested);
 
 // Runs every phase, then writes the report (rank 0). Returns the last cycle done, or -1
 // when run.stop_after stopped it early (re-running the same command resumes).
