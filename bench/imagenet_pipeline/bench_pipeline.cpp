@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -30,6 +31,14 @@ namespace img = lth::data::imagenet;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// CPU seconds used by this process (all threads): robust to other processes' load, unlike
+// wall time, on a shared machine.
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -60,6 +69,7 @@ nlohmann::json decode_only(const std::vector<img::Sample>& samples, double min_s
   img::RgbImage image;
   int64_t n = 0;
   double pixels = 0;
+  const double c0 = cpu_seconds();
   const auto t0 = Clock::now();
   while (seconds_since(t0) < min_seconds) {
     for (const auto& b : blobs) {
@@ -70,7 +80,9 @@ nlohmann::json decode_only(const std::vector<img::Sample>& samples, double min_s
     }
   }
   const double dt = seconds_since(t0);
-  return {{"img_per_s", n / dt}, {"src_mpix_per_s", pixels / dt / 1e6}, {"images", n}};
+  const double cpu = cpu_seconds() - c0;
+  return {{"img_per_s", n / dt}, {"src_mpix_per_s", pixels / dt / 1e6}, {"images", n},
+          {"cpu_s", cpu}, {"img_per_cpu_s", n / cpu}};
 }
 
 // Images per second through the Loader: one cold pass over the data, then whole passes
@@ -88,6 +100,7 @@ nlohmann::json through_loader(const lth::data::DatasetPtr& ds, int workers, int6
   int64_t skipped = 0;
   for (int64_t b = 0; b < per_epoch; ++b) skipped += loader.next()->skipped;  // cold pass
   int64_t images = 0, passes = 0;
+  const double c0 = cpu_seconds();
   const auto t0 = Clock::now();
   do {
     for (int64_t b = 0; b < per_epoch; ++b) {
@@ -98,11 +111,10 @@ nlohmann::json through_loader(const lth::data::DatasetPtr& ds, int workers, int6
     ++passes;
   } while (seconds_since(t0) < min_seconds);
   const double dt = seconds_since(t0);
-  return {{"img_per_s", images / dt},
-          {"images", images},
-          {"passes", passes},
-          {"workers", workers},
-          {"skipped", skipped}};
+  const double cpu = cpu_seconds() - c0;
+  return {{"img_per_s", images / dt}, {"images", images},   {"passes", passes},
+          {"workers", workers},       {"skipped", skipped}, {"cpu_s", cpu},
+          {"img_per_cpu_s", images / cpu}};
 }
 
 }  // namespace
