@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "common/threads.h"
+#include "dist/process_group.h"
+#include "imp/experiment.h"
 #include "imp/imp.h"
 
 namespace lth::cli {
@@ -47,8 +49,11 @@ void add_imp_command(CLI::App& app) {
       return;
     }
     configure_threads(static_cast<int>(config.threads));
+    // Under `lth launch` / torchrun this joins the process group; alone it is a no-op.
+    auto comm = dist::make_communicator(imp::resolve_device(config.device));
     config = imp::prepare_run_folder(opt->save, config);
-    imp::run_imp(opt->save, config, nullptr);
+    config.seed = dist::broadcast_from_root(*comm, config.seed);  // every rank: rank 0's seed
+    imp::run_imp(opt->save, config, comm);
   });
 }
 

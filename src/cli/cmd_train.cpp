@@ -10,8 +10,10 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/threads.h"
+#include "dist/process_group.h"
 #include "imp/cycle.h"
 #include "imp/imp.h"
+#include "io/file_util.h"
 #include "pruning/strategy.h"
 
 namespace lth::cli {
@@ -95,6 +97,8 @@ void run_train(TrainFlags& f) {
   auto config = resolve(f);
   const bool constant_lr = parse_bool("--constant_lr", f.constant_lr);
   const bool periodic = parse_bool("--periodic_ckpt", f.periodic_ckpt);
+  // Join the process group first: other ranks must not see rank 0's fresh --save folder.
+  auto comm = dist::make_communicator(imp::resolve_device(config.device));
   require(!fs::exists(f.save), f.save + ": already exists; refusing to overwrite (choose a new --save)");
   for (const auto& [flag, path] : {std::pair{"--matching_ckpt", f.matching_ckpt},
                                    std::pair{"--previous_ckpt", f.previous_ckpt}}) {
@@ -103,11 +107,13 @@ void run_train(TrainFlags& f) {
   require(f.pruning_ratio == 1.0 || !f.previous_ckpt.empty(),
           "--pruning_ratio < 1 needs --previous_ckpt (the weights the new mask is computed from)");
   if (config.seed < 0) config.seed = imp::draw_seed();
+  config.seed = dist::broadcast_from_root(*comm, config.seed);
   configure_threads(static_cast<int>(config.threads));
-  fs::create_directories(f.save);
-  std::ofstream(fs::path(f.save) / "config.toml") << imp::to_toml_string(config);
-
-  imp::Experiment ex(config, nullptr);
+  imp::Experiment ex(config, comm);  // opens the data before anything is written
+  if (comm->is_root()) {
+    fs::create_directories(f.save);
+    io::write_text_atomically(fs::path(f.save) / "config.toml", imp::to_toml_string(config));
+  }
   imp::CyclePlan plan;
   plan.dir = f.save;
   plan.iterations = f.optim_ni;

@@ -41,10 +41,12 @@ bool run_rewind_phase(const Experiment& ex, const fs::path& run) {
     io::save_checkpoint(rewind_file(run, 0), ckpt);
   };
   if (c.rewind_iterations == 0) {
-    if (fs::exists(rewind_file(run, 0))) return true;
-    auto net = ex.make_network();
-    auto masks = pruning::dense_masks(*net, pruning::parse_prunable_set(c.prunable));
-    save_initial(*net, masks);
+    if (!fs::exists(rewind_file(run, 0))) {
+      auto net = ex.make_network();
+      auto masks = pruning::dense_masks(*net, pruning::parse_prunable_set(c.prunable));
+      save_initial(*net, masks);
+    }
+    ex.comm()->barrier();  // the other ranks read the file rank 0 just wrote
     return true;
   }
   CyclePlan plan;

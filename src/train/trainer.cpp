@@ -375,7 +375,9 @@ class Phase {
 }  // namespace
 
 TrainResult run_training(const TrainConfig& config, TrainInputs& inputs, RunLog& log) {
-  return Phase(config, inputs, log).run();
+  const auto result = Phase(config, inputs, log).run();
+  if (inputs.comm) inputs.comm->barrier();  // rank 0's files exist before any rank reads them
+  return result;
 }
 
 }  // namespace lth::train

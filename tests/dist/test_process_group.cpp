@@ -159,12 +159,9 @@ TEST(DataParallel, TwoRanksEqualOneRankWithoutBatchNorm) {
 
 // The whole IMP pipeline (rewind phase, 3 cycles of pruning, tests, report) on 2 ranks
 // equals 1 rank: same masks, weights, accuracies. Rank 0 draws the seed and writes every
-// file; rank 1 reads what rank 0 wrote (config, rewind point, previous best_acc).
-// DISABLED until train::run_training ends with a barrier: today rank 1 reaches
-// `require(fs::exists(iter_000003.safetensors))` in run_rewind_phase before rank 0 has
-// written it, and fails. Verified to pass with that fix (run with
-// --gtest_also_run_disabled_tests); remove DISABLED_ when it is in.
-TEST(DataParallel, DISABLED_ImpOnTwoRanksEqualsOneRank) {
+// file; rank 1 reads what rank 0 wrote (config, rewind point, previous best_acc), which
+// the barrier at the end of every training phase makes safe.
+TEST(DataParallel, ImpOnTwoRanksEqualsOneRank) {
   TempDir dir("imp");
   const auto d = dir.path();
   // 2 ranks with a drawn seed (every rank must use rank 0's), then 1 rank with that seed.

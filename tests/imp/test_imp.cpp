@@ -42,8 +42,8 @@ eval_batch_size = 128
 ckpt_every = 3
 num_workers = 1
 [imp]
-rewind_iterations = 20
-cycle_iterations = 30
+rewind_iterations = 40
+cycle_iterations = 60
 cycles = 2
 prunable = "all"
 pruning_ratio = 0.5
@@ -71,7 +71,7 @@ TEST(Imp, TwoCyclesAndABranchMakeTheRunFolderAndReport) {
   const auto r = run_lth("imp --config " + tiny_config(run) + " --branches reinit --save " + run.string());
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* f : {"config.toml", "metrics.jsonl", "log.txt", "iter_000000.safetensors",
-                        "iter_000010.safetensors", "iter_000020.safetensors", "report.md",
+                        "iter_000010.safetensors", "iter_000040.safetensors", "report.md",
                         "results.csv", "results.json", "accuracy_vs_density.svg", "layer_density.svg"}) {
     EXPECT_TRUE(fs::exists(run / f)) << f;
   }
@@ -163,18 +163,22 @@ nlohmann::json outcome(const fs::path& run) {
 
 TEST(Imp, ResumingAfterSigkillAnywhereGivesTheUninterruptedResult) {
   const auto straight = fresh_dir("imp_straight"), killed = fresh_dir("imp_killed");
+  const auto started = std::chrono::steady_clock::now();
   ASSERT_EQ(run_lth("imp --config " + tiny_config(straight) + " --save " + straight.string()).status, 0);
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  // Kill points spread over the run (rewind phase, cycles, checkpoint writes), each early
+  // enough to interrupt even a resumed run; then one run to the end.
   std::mt19937 rng(1234);
-  std::uniform_int_distribution<int> delay_ms(150, 1200);
+  std::uniform_real_distribution<double> fraction(0.1, 0.3);
   const std::vector<std::string> args{"imp", "--config", tiny_config(killed), "--save", killed.string()};
   int kills = 0;
-  bool finished = false;
-  for (int attempt = 0; attempt < 60 && !finished; ++attempt) {
-    finished = run_and_kill(args, std::chrono::milliseconds(delay_ms(rng)));
-    kills += !finished;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const auto delay = std::chrono::milliseconds(static_cast<int64_t>(fraction(rng) * duration.count()));
+    kills += !run_and_kill(args, delay);
   }
-  ASSERT_TRUE(finished) << "never finished after " << kills << " kills";
   EXPECT_GE(kills, 3) << "the kills should have interrupted the run several times";
+  ASSERT_TRUE(run_and_kill(args, std::chrono::minutes(5)));
   const auto a = outcome(straight), b = outcome(killed);
   EXPECT_EQ(a.dump(), b.dump());
   for (const char* cycle : {"000", "001", "002"}) {
