@@ -303,7 +303,7 @@ void density_ticks(const DensityChart& chart, const DensityFrame& frame) {
   double last_position = -1;
   for (const double tick : ticks) {
     const double position = (std::log10(tick) - frame.x.low) / (frame.x.high - frame.x.low);
-    if (position < 0 || position > 1 || position - last_position < 0.05) continue;
+    if (position < 0 || position > 1 || position - last_position < 0.09) continue;  // labels must not overlap
     last_position = position;
     const PLFLT xs[2] = {std::log10(tick), std::log10(tick)}, ys[2] = {frame.y.low, frame.y.high};
     plcol0(kGrid);
@@ -369,7 +369,7 @@ void density_legend(const DensityChart& chart) {
 
 void draw_density_body(const DensityChart& chart) {
   const DensityFrame frame = density_frame(chart);
-  plvpor(0.08, 0.70, 0.12, 0.90);
+  plvpor(0.08, 0.62, 0.12, 0.90);  // the right third holds the legend
   plwind(frame.x.low, frame.x.high, frame.y.low, frame.y.high);
   plcol0(kGrid);
   plbox("", 0, 0, "g", 0, 0);
