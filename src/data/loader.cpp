@@ -48,25 +48,36 @@ bool Loader::finite_end(int64_t k) const {
   return !options_.repeat && ticket(k).epoch > start_.epoch;
 }
 
-const std::vector<int64_t>& Loader::permutation(int64_t epoch) const {
-  std::lock_guard<std::mutex> lock(perm_mutex_);
-  auto it = permutations_.find(epoch);
-  if (it != permutations_.end()) return it->second;
-  // Keep the current and next epoch only: workers straddle at most one epoch boundary.
-  while (permutations_.size() >= 3) permutations_.erase(permutations_.begin());
-  std::vector<int64_t> order(dataset_->size());
-  std::iota(order.begin(), order.end(), 0);
+Loader::Order Loader::permutation(int64_t epoch) const {
+  {
+    std::lock_guard<std::mutex> lock(perm_mutex_);
+    auto it = permutations_.find(epoch);
+    if (it != permutations_.end()) return it->second;
+  }
+  // Built outside the lock: an ImageNet epoch is 1.28M entries and other workers need not wait.
+  auto order = std::make_shared<std::vector<int64_t>>(dataset_->size());
+  std::iota(order->begin(), order->end(), 0);
   if (options_.shuffle) {
     Rng rng = Rng::keyed(options_.seed, "shuffle", static_cast<uint64_t>(epoch));
-    for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i) {
-      std::swap(order[i], order[rng.below(static_cast<uint64_t>(i + 1))]);
+    for (int64_t i = static_cast<int64_t>(order->size()) - 1; i > 0; --i) {
+      std::swap((*order)[i], (*order)[rng.below(static_cast<uint64_t>(i + 1))]);
     }
+  }
+  std::lock_guard<std::mutex> lock(perm_mutex_);
+  // A small cache: evict the epoch farthest from this one (the window spans few epochs).
+  while (permutations_.size() >= 4) {
+    auto farthest = permutations_.begin();
+    for (auto it = permutations_.begin(); it != permutations_.end(); ++it) {
+      if (std::abs(it->first - epoch) > std::abs(farthest->first - epoch)) farthest = it;
+    }
+    permutations_.erase(farthest);
   }
   return permutations_.emplace(epoch, std::move(order)).first->second;
 }
 
 std::vector<int64_t> Loader::indices_of(const Ticket& t) const {
-  const auto& order = permutation(t.epoch);
+  const Order keep_alive = permutation(t.epoch);
+  const auto& order = *keep_alive;
   const int64_t n = static_cast<int64_t>(order.size());
   const int64_t begin = t.index * options_.batch_size;
   const int64_t end = std::min(n, begin + options_.batch_size);

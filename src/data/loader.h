@@ -19,6 +19,7 @@
 #include <deque>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -75,9 +76,10 @@ class Loader {
   };
   Ticket ticket(int64_t k) const;
   bool finite_end(int64_t k) const;
+  using Order = std::shared_ptr<const std::vector<int64_t>>;
   std::vector<int64_t> indices_of(const Ticket& t) const;
   Batch load(const Ticket& t) const;
-  const std::vector<int64_t>& permutation(int64_t epoch) const;
+  Order permutation(int64_t epoch) const;
   void worker_loop();
 
   DatasetPtr dataset_;
@@ -87,7 +89,8 @@ class Loader {
   int64_t per_rank_batch_ = 0;
 
   mutable std::mutex perm_mutex_;
-  mutable std::map<int64_t, std::vector<int64_t>> permutations_;  // epoch -> order (small LRU)
+  // epoch -> visiting order. Shared so a worker keeps its order alive while another evicts it.
+  mutable std::map<int64_t, Order> permutations_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;
