@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "common/error.h"
@@ -88,8 +89,8 @@ imp::ImpConfig resolve(TrainFlags& f) {
   c.strict_data = parse_bool("--strict_data", f.strict_data);
   c.cycle_iterations = f.optim_ni;
   c.pruning_ratio = f.pruning_ratio;
-  imp::validate(c);
   require(f.optim_ni > 0, "--optim_ni must be positive");
+  imp::validate(c);
   return c;
 }
 
@@ -110,6 +111,23 @@ void run_train(TrainFlags& f) {
   config.seed = dist::broadcast_from_root(*comm, config.seed);
   configure_threads(static_cast<int>(config.threads));
   imp::Experiment ex(config, comm);  // opens the data before anything is written
+  // Load and prune before the folder exists, so a bad checkpoint leaves nothing to clean up.
+  auto probe = ex.make_network();
+  auto masks = pruning::dense_masks(*probe, pruning::parse_prunable_set(config.prunable));
+  if (!f.previous_ckpt.empty()) {
+    const auto prev = io::load_checkpoint(f.previous_ckpt);
+    if (!prev.masks.empty()) masks = prev.masks;
+    if (f.pruning_ratio < 1.0) {
+      masks = pruning::prune(config.strategy, {prev.state, masks, f.pruning_ratio,
+                                               static_cast<uint64_t>(config.seed)});
+    }
+  }
+  std::optional<io::Checkpoint> matching;
+  if (!f.matching_ckpt.empty()) {
+    matching = io::load_checkpoint(f.matching_ckpt);
+    imp::load_parameters(*probe, *matching, f.matching_ckpt);  // checks names and shapes now
+  }
+  pruning::apply_masks(*probe, masks);  // checks the masks fit the network
   if (comm->is_root()) {
     fs::create_directories(f.save);
     io::write_text_atomically(fs::path(f.save) / "config.toml", imp::to_toml_string(config));
@@ -119,18 +137,9 @@ void run_train(TrainFlags& f) {
   plan.iterations = f.optim_ni;
   plan.constant_lr = constant_lr;
   plan.periodic_ckpt = periodic;
-  plan.prepare = [&](models::Network& net, pruning::MaskSet& masks) {
-    if (!f.previous_ckpt.empty()) {
-      const auto prev = io::load_checkpoint(f.previous_ckpt);
-      if (!prev.masks.empty()) masks = prev.masks;
-      if (f.pruning_ratio < 1.0) {
-        masks = pruning::prune(config.strategy, {prev.state, masks, f.pruning_ratio,
-                                                 static_cast<uint64_t>(config.seed)});
-      }
-    }
-    if (!f.matching_ckpt.empty()) {
-      imp::load_parameters(net, io::load_checkpoint(f.matching_ckpt), f.matching_ckpt);
-    }
+  plan.prepare = [&](models::Network& net, pruning::MaskSet& m) {
+    m = masks;
+    if (matching) imp::load_parameters(net, *matching, f.matching_ckpt);
   };
   imp::run_cycle(ex, plan);
 }

@@ -2,6 +2,7 @@
 // turns user errors into one line on stderr and a non-zero exit status.
 #include <c10/util/Exception.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -26,6 +27,9 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const lth::UserError& e) {
     std::cerr << "lth: " << e.what() << "\n";
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "lth: " << e.what() << "\n";  // permission denied, disk full, ...
     return 2;
   } catch (const c10::Error& e) {
     // A LibTorch check on user data (e.g. a shape mismatch in a hand-made checkpoint).

@@ -61,7 +61,7 @@ const Registry<BranchFn>& registry() {
       return BranchStart{main_masks(c), previous_trained(c)};
     });
     reg.add("finetune", [](const BranchContext& c) {
-      return BranchStart{main_masks(c), previous_trained(c), /*constant_lr=*/true, /*lr_scale=*/0.01};
+      return BranchStart{main_masks(c), previous_trained(c)};
     });
     return reg;
   }();
@@ -88,6 +88,11 @@ BranchStart branch_start(const std::string& name, const BranchContext& context) 
   const int64_t iteration = rewind_iteration(name);
   if (iteration >= 0) return BranchStart{main_masks(context), rewind_point(context, iteration)};
   return registry().get(name)(context);
+}
+
+BranchSchedule branch_schedule(const std::string& name) {
+  if (name == "finetune") return BranchSchedule{/*constant_lr=*/true, /*lr_scale=*/0.01};
+  return BranchSchedule{};
 }
 
 std::vector<std::string> branch_names() {

@@ -24,12 +24,17 @@ struct BranchContext {
 struct BranchStart {
   pruning::MaskSet masks;
   io::Checkpoint weights;  // parameters to start from (masked afterwards)
-  bool constant_lr = false;
-  double lr_scale = 1.0;
 };
 
-// UserError for unknown names (lists the known ones).
+struct BranchSchedule {
+  bool constant_lr = false;
+  double lr_scale = 1.0;  // times the configured peak LR
+};
+
+// UserError for unknown names (lists the known ones). Reads the checkpoints it needs, so
+// call it only when the branch cycle actually starts.
 BranchStart branch_start(const std::string& name, const BranchContext& context);
+BranchSchedule branch_schedule(const std::string& name);
 void check_branch_name(const std::string& name);
 std::vector<std::string> branch_names();
 std::vector<std::string> parse_branch_list(const std::string& comma_separated);

@@ -3,6 +3,10 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "imp/branches.h"
+#include "pruning/strategy.h"
+
+#include <algorithm>
 
 namespace lth::imp {
 namespace {
@@ -58,7 +62,11 @@ void set_from_node(ImpConfig& c, const ConfigField& f, const toml::node& node,
 
 std::string value_string(const ImpConfig& c, const ConfigField& f) {
   return std::visit(Overloaded{
-                        [&](std::string ImpConfig::*m) { return "\"" + c.*m + "\""; },
+                        [&](std::string ImpConfig::*m) {
+                          std::ostringstream s;  // toml++ escapes quotes and backslashes
+                          s << toml::value<std::string>(c.*m);
+                          return s.str();
+                        },
                         [&](int64_t ImpConfig::*m) { return std::to_string(c.*m); },
                         [&](double ImpConfig::*m) {
                           std::ostringstream s;
@@ -224,6 +232,11 @@ void validate(const ImpConfig& c) {
   require(c.target_density >= 0 && c.target_density < 1, "imp.target_density must be in [0, 1)");
   require(c.threads >= 0, "run.threads must be >= 0");
   require(c.stop_after >= 0, "run.stop_after must be >= 0");
+  pruning::parse_prunable_set(c.prunable);
+  const auto strategies = pruning::strategy_names();
+  require(std::find(strategies.begin(), strategies.end(), c.strategy) != strategies.end(),
+          "imp.strategy: unknown pruning strategy '" + c.strategy + "'");
+  parse_branch_list(c.branches);
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda",
           "run.device must be auto, cpu or cuda (got '" + c.device + "')");
 }

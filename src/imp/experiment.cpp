@@ -1,5 +1,6 @@
 #include "imp/experiment.h"
 
+#include <ATen/Context.h>
 #include <torch/cuda.h>
 
 #include <sstream>
@@ -30,12 +31,13 @@ bool is_imagenet(const std::string& data_name) {
 
 torch::Device resolve_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
-  if (name == "cuda") {
-    require(torch::cuda::is_available(),
-            "--device cuda: this LibTorch build has no CUDA or no GPU is visible");
-    return torch::kCUDA;
-  }
-  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  require(name != "cuda" || torch::cuda::is_available(),
+          "--device cuda: this LibTorch build has no CUDA or no GPU is visible");
+  if (!torch::cuda::is_available()) return torch::kCPU;
+  // Resumed runs must equal uninterrupted ones: no autotuned or atomics-based cuDNN kernels.
+  at::globalContext().setDeterministicCuDNN(true);
+  at::globalContext().setBenchmarkCuDNN(false);
+  return torch::kCUDA;
 }
 
 Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)

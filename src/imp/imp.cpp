@@ -90,10 +90,11 @@ CyclePlan main_cycle_plan(const Experiment& ex, const fs::path& run, int k) {
 CyclePlan branch_cycle_plan(const Experiment& ex, const fs::path& run, const std::string& branch, int k) {
   CyclePlan plan = main_cycle_plan(ex, run, k);
   plan.dir = run / "branches" / branch / fmt::format("{:03d}", k);
-  const auto start = branch_start(branch, BranchContext{ex, run, k});
-  plan.constant_lr = start.constant_lr;
-  plan.lr_scale = start.lr_scale;
-  plan.prepare = [start](models::Network& net, pruning::MaskSet& masks) {
+  const auto schedule = branch_schedule(branch);
+  plan.constant_lr = schedule.constant_lr;
+  plan.lr_scale = schedule.lr_scale;
+  plan.prepare = [&ex, run, branch, k](models::Network& net, pruning::MaskSet& masks) {
+    const auto start = branch_start(branch, BranchContext{ex, run, k});
     masks = start.masks;
     load_parameters(net, start.weights, "branch start");
   };
@@ -134,7 +135,6 @@ ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested) {
 int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr comm) {
   validate(config);
   const auto branches = parse_branch_list(config.branches);
-  pruning::parse_prunable_set(config.prunable);
   Experiment ex(config, std::move(comm));  // opens the data first: a bad path fails before any write
   if (ex.comm()->is_root() && !fs::exists(run / "config.toml")) {
     fs::create_directories(run);

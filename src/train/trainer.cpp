@@ -116,11 +116,13 @@ class Phase {
       if (state_.iteration % config_.eval_every == 0 ||
           state_.iteration == config_.schedule.total_steps) {
         if (!evaluate_and_checkpoint()) return result();
-      } else if (config_.ckpt_every > 0 && state_.iteration % config_.ckpt_every == 0) {
+      } else if (config_.ckpt_every > 0 && state_.iteration % config_.ckpt_every == 0 &&
+                 can_save_between_evaluations()) {
         save_resumable();
       }
       if (config_.stop_after > 0 && state_.iteration - start_iteration_ >= config_.stop_after &&
-          state_.iteration < config_.schedule.total_steps) {
+          state_.iteration < config_.schedule.total_steps &&
+          (can_save_between_evaluations() || state_.iteration % config_.eval_every == 0)) {
         save_resumable();
         progress_.clear();
         log_.info(fmt::format("stopping at iteration {} (stop_after); re-run to resume", state_.iteration));
@@ -137,6 +139,11 @@ class Phase {
   }
 
  private:
+  // Between evaluations each rank holds its own BN running statistics and loss window, and
+  // only rank 0's would be saved; with several ranks a resumable state is therefore written
+  // only at evaluations, where both are combined across ranks.
+  bool can_save_between_evaluations() const { return comm_->world_size() == 1; }
+
   TrainResult result() const {
     return TrainResult{state_.iteration, state_.best_acc, state_.best_iteration, diverged_,
                        interrupted_};
@@ -160,6 +167,8 @@ class Phase {
       return false;
     }
     auto ckpt = io::load_checkpoint(path);
+    require(ckpt.trainer.contains("iteration") && ckpt.trainer.contains("window_count"),
+            path.string() + ": has no trainer state (not a resumable last.safetensors)");
     pruning::load_state(net_, ckpt.state, path.string());
     for (auto& [name, mask] : ckpt.masks) mask = mask.to(config_.device);
     in_.masks = ckpt.masks;

@@ -122,3 +122,52 @@ TEST(Codec, ScaledDecodeRoundsSizesUp) {
   EXPECT_EQ(eighth.width, 13);
   EXPECT_EQ(eighth.height, 9);
 }
+
+TEST(Codec, RegionDecodeGivesTheFullDecodesPixels) {
+  // Noisy 4:2:0 picture: fancy upsampling and iMCU edges are where a cropped decode could differ.
+  const int w = 203, h = 157;
+  std::vector<uint8_t> rgb(size_t(w) * h * 3);
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = uint8_t((i * 2654435761u) >> 13);
+  for (const JpegPixels kind : {JpegPixels::Rgb, JpegPixels::InvertedCmyk}) {
+    std::vector<uint8_t> src = rgb;
+    if (kind == JpegPixels::InvertedCmyk) {
+      src.assign(size_t(w) * h * 4, 255);
+      for (size_t p = 0; p < size_t(w) * h; ++p)
+        for (int k = 0; k < 3; ++k) src[4 * p + k] = rgb[3 * p + k];
+    }
+    const auto jpeg = encode_jpeg(src.data(), w, h, kind, 90);
+    const ImageInfo info = probe(jpeg.data(), jpeg.size());
+    for (const Scale scale : {Scale{1, 1}, Scale{1, 2}}) {
+      const auto full = decode_all(jpeg, scale);
+      for (const PixelBox box : {PixelBox{0, 0, 10, 10}, PixelBox{37, 53, 41, 29}, PixelBox{5, 17, 60, 70},
+                                 PixelBox{full.height - 9, full.width - 13, 9, 13}}) {
+        RgbImage part;
+        int top = -1, left = -1;
+        decode_region(jpeg.data(), jpeg.size(), info, scale, box, part, &top, &left);
+        ASSERT_LE(top, box.top);
+        ASSERT_LE(left, box.left);
+        ASSERT_GE(top + part.height, box.top + box.height);
+        ASSERT_GE(left + part.width, box.left + box.width);
+        int differing = 0;
+        for (int y = box.top; y < box.top + box.height; ++y)
+          for (int x = box.left; x < box.left + box.width; ++x)
+            for (int c = 0; c < 3; ++c)
+              differing += part.pixels[(size_t(y - top) * part.width + (x - left)) * 3 + c] !=
+                           full.pixels[(size_t(y) * full.width + x) * 3 + c];
+        EXPECT_EQ(differing, 0) << "box " << box.top << "," << box.left << " scale 1/" << scale.denom;
+      }
+    }
+  }
+}
+
+TEST(Codec, RegionDecodeStillRejectsTruncatedFiles) {
+  const auto rgb = gradient(64, 64);
+  auto jpeg = encode_jpeg(rgb.data(), 64, 64, JpegPixels::Rgb, 90);
+  jpeg.resize(jpeg.size() * 6 / 10);
+  const ImageInfo info = probe(jpeg.data(), jpeg.size());
+  RgbImage part;
+  int top = 0, left = 0;
+  // The top rows are intact, but without its end marker the file is decoded whole: rejected.
+  EXPECT_THROW(decode_region(jpeg.data(), jpeg.size(), info, Scale{}, PixelBox{0, 0, 8, 8}, part, &top, &left),
+               DecodeError);
+}

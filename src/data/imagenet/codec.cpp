@@ -2,6 +2,13 @@
 
 #include <png.h>
 #include <turbojpeg.h>
+#ifdef LTH_HAVE_LIBJPEG
+#include <csetjmp>
+#include <cstddef>
+#include <cstdio>
+// jpeglib.h needs size_t and FILE declared first.
+#include <jpeglib.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -126,6 +133,86 @@ void decode_jpeg(const uint8_t* data, size_t size, const ImageInfo& info, Scale 
   if (info.cmyk) inverted_cmyk_to_rgb(cmyk.data(), n, out.pixels.data());
 }
 
+#ifdef LTH_HAVE_LIBJPEG
+// libjpeg reports fatal errors through error_exit, which must not return: jump back to the
+// decoder, which owns nothing that needs destroying (only POD locals live across setjmp).
+struct JpegErrors {
+  jpeg_error_mgr mgr;
+  jmp_buf jump;
+  bool fatal_warning;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void on_jpeg_error(j_common_ptr cinfo) {
+  auto* errors = reinterpret_cast<JpegErrors*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, errors->message);
+  longjmp(errors->jump, 1);
+}
+
+// Warnings (level -1): a premature end makes the sample unreadable, as in decode_jpeg.
+void on_jpeg_message(j_common_ptr cinfo, int level) {
+  if (level != -1) return;
+  auto* errors = reinterpret_cast<JpegErrors*>(cinfo->err);
+  char text[JMSG_LENGTH_MAX];
+  (*cinfo->err->format_message)(cinfo, text);
+  if (!errors->fatal_warning && warning_is_fatal(text)) {
+    errors->fatal_warning = true;
+    std::snprintf(errors->message, sizeof errors->message, "%s", text);
+  }
+}
+
+// Rows [0, box bottom) of the scaled picture are read (rows above the box are skipped, which
+// avoids their IDCT and colour conversion), columns cropped to the iMCUs covering the box.
+// Returns false with errors->message set on failure.
+bool libjpeg_region(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale,
+                    const PixelBox& box, std::vector<uint8_t>& rows, int* out_w, int* out_h,
+                    int* origin_left, JpegErrors* errors) {
+  jpeg_decompress_struct cinfo;
+  cinfo.err = jpeg_std_error(&errors->mgr);
+  errors->mgr.error_exit = on_jpeg_error;
+  errors->mgr.emit_message = on_jpeg_message;
+  errors->fatal_warning = false;
+  errors->message[0] = '\0';
+  jpeg_create_decompress(&cinfo);
+  if (setjmp(errors->jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  cinfo.out_color_space = info.cmyk ? JCS_CMYK : JCS_RGB;
+  cinfo.scale_num = static_cast<unsigned>(scale.num);
+  cinfo.scale_denom = static_cast<unsigned>(scale.denom);
+  jpeg_start_decompress(&cinfo);
+  // Fancy upsampling treats the edges of a cropped scanline as picture edges, so the outer
+  // columns of a crop can differ from a full decode: ask for two more columns on each side.
+  const int left = std::max(0, box.left - 2);
+  const int right = std::min(static_cast<int>(cinfo.output_width), box.left + box.width + 2);
+  JDIMENSION x = static_cast<JDIMENSION>(left);
+  JDIMENSION w = static_cast<JDIMENSION>(right - left);
+  jpeg_crop_scanline(&cinfo, &x, &w);  // moves x down to an iMCU boundary
+  const JDIMENSION bottom = static_cast<JDIMENSION>(box.top + box.height);
+  if (box.top > 0) jpeg_skip_scanlines(&cinfo, static_cast<JDIMENSION>(box.top));
+  const size_t channels = static_cast<size_t>(cinfo.output_components);
+  const size_t stride = static_cast<size_t>(cinfo.output_width) * channels;
+  rows.resize(stride * static_cast<size_t>(box.height));
+  while (cinfo.output_scanline < bottom) {
+    JSAMPROW row = rows.data() + (cinfo.output_scanline - static_cast<JDIMENSION>(box.top)) * stride;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  *out_w = static_cast<int>(cinfo.output_width);
+  *out_h = box.height;
+  *origin_left = static_cast<int>(x);
+  jpeg_abort_decompress(&cinfo);  // the rows below the box are never decoded
+  jpeg_destroy_decompress(&cinfo);
+  return !errors->fatal_warning;
+}
+
+bool ends_with_eoi(const uint8_t* d, size_t n) {
+  return n >= 4 && d[n - 2] == 0xFF && d[n - 1] == 0xD9;
+}
+#endif
+
 void decode_png(const uint8_t* data, size_t size, RgbImage& out) {
   png_image image;
   std::memset(&image, 0, sizeof image);
@@ -185,6 +272,37 @@ void decode(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale
       break;
   }
   throw DecodeError("unknown image format");
+}
+
+void decode_region(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale,
+                   PixelBox box, RgbImage& out, int* origin_top, int* origin_left) {
+#ifdef LTH_HAVE_LIBJPEG
+  if (info.format == ImageFormat::Jpeg && ends_with_eoi(data, size)) {
+    thread_local std::vector<uint8_t> rows;
+    thread_local JpegErrors errors;
+    int w = 0, h = 0, left = 0;
+    if (!libjpeg_region(data, size, info, scale, box, rows, &w, &h, &left, &errors)) {
+      throw DecodeError(std::string("JPEG decode failed: ") + errors.message);
+    }
+    const size_t n = static_cast<size_t>(w) * static_cast<size_t>(h);
+    out.width = w;
+    out.height = h;
+    out.pixels.resize(n * 3);
+    if (info.cmyk) {
+      inverted_cmyk_to_rgb(rows.data(), n, out.pixels.data());
+    } else {
+      std::memcpy(out.pixels.data(), rows.data(), n * 3);
+    }
+    *origin_top = box.top;
+    *origin_left = left;
+    return;
+  }
+#else
+  (void)box;
+#endif
+  decode(data, size, info, scale, out);
+  *origin_top = 0;
+  *origin_left = 0;
 }
 
 Scale choose_scale(int crop_w, int crop_h, int min_side) {

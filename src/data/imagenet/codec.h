@@ -57,6 +57,24 @@ ImageInfo probe(const uint8_t* data, size_t size);
 // allocates only for its largest picture.
 void decode(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale, RgbImage& out);
 
+// A rectangle of a decoded picture, in its (possibly scaled) pixels.
+struct PixelBox {
+  int top = 0;
+  int left = 0;
+  int height = 0;
+  int width = 0;
+};
+
+// Decodes at least `box` of the picture at `scale` into `out`, whose pixel (0, 0) is pixel
+// (origin_top, origin_left) of the scaled picture. For JPEGs that end in an EOI marker, and
+// when built with libjpeg's API (LTH_HAVE_LIBJPEG), only the rows down to the box's bottom
+// are decoded and, within them, only the iMCU columns that cover the box: the same pixels as
+// a full decode, at a fraction of the cost for small crops. Anything else is decoded whole.
+// Throws DecodeError like decode(); a JPEG missing its EOI marker is decoded whole so that
+// truncation is always detected, whatever the box.
+void decode_region(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale,
+                   PixelBox box, RgbImage& out, int* origin_top, int* origin_left);
+
 // The largest reduction among 1/8, 1/4, 1/2 that keeps a region of crop_w x crop_h source
 // pixels at least `min_side` pixels on both sides; 1/1 when none does.
 Scale choose_scale(int crop_w, int crop_h, int min_side);

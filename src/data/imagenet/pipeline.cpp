@@ -1,5 +1,8 @@
 #include "data/imagenet/pipeline.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace lth::data::imagenet {
 
 void decode_and_transform(const uint8_t* data, size_t size, const TransformSpec& spec, Rng& rng,
@@ -12,10 +15,19 @@ void decode_and_transform(const uint8_t* data, size_t size, const TransformSpec&
   const Scale scale = spec.dct_scaling && info.format == ImageFormat::Jpeg
                           ? choose_scale(crop.width, crop.height, spec.size)
                           : Scale{};
-  thread_local RgbImage image;  // reused: a worker allocates only for its largest picture
-  decode(data, size, info, scale, image);
+  // Decode (at least) the crop's pixels at that scale: the crop's bounding box in scaled
+  // pixels, which is exactly what the resize's taps may touch.
   const double f = static_cast<double>(scale.num) / scale.denom;
-  const Region region{crop.top * f, crop.left * f, crop.height * f, crop.width * f};
+  const int y0 = static_cast<int>(std::floor(crop.top * f));
+  const int x0 = static_cast<int>(std::floor(crop.left * f));
+  const int y1 = std::min(scale.apply(info.height), static_cast<int>(std::ceil((crop.top + crop.height) * f)));
+  const int x1 = std::min(scale.apply(info.width), static_cast<int>(std::ceil((crop.left + crop.width) * f)));
+  thread_local RgbImage image;  // reused: a worker allocates only for its largest picture
+  int origin_top = 0, origin_left = 0;
+  decode_region(data, size, info, scale, PixelBox{y0, x0, y1 - y0, x1 - x0}, image, &origin_top,
+                &origin_left);
+  const Region region{crop.top * f - origin_top, crop.left * f - origin_left, crop.height * f,
+                      crop.width * f};
   resize_bicubic(image.pixels.data(), image.height, image.width, region, spec.size, spec.size, out);
   const bool flip = spec.train && rng.coin(0.5);
   if (flip) flip_horizontal(out, spec.size, spec.size);
