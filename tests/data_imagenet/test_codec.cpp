@@ -139,8 +139,9 @@ TEST(Codec, RegionDecodeGivesTheFullDecodesPixels) {
     const ImageInfo info = probe(jpeg.data(), jpeg.size());
     for (const Scale scale : {Scale{1, 1}, Scale{1, 2}}) {
       const auto full = decode_all(jpeg, scale);
-      for (const PixelBox box : {PixelBox{0, 0, 10, 10}, PixelBox{37, 53, 41, 29}, PixelBox{5, 17, 60, 70},
-                                 PixelBox{full.height - 9, full.width - 13, 9, 13}}) {
+      for (const PixelBox box :
+           {PixelBox{0, 0, 10, 10}, PixelBox{37, 53, 41, 29}, PixelBox{5, 17, 60, 70},
+            PixelBox{full.height - 9, full.width - 13, 9, 13}}) {
         RgbImage part;
         int top = -1, left = -1;
         decode_region(jpeg.data(), jpeg.size(), info, scale, box, part, &top, &left);
@@ -154,7 +155,8 @@ TEST(Codec, RegionDecodeGivesTheFullDecodesPixels) {
             for (int c = 0; c < 3; ++c)
               differing += part.pixels[(size_t(y - top) * part.width + (x - left)) * 3 + c] !=
                            full.pixels[(size_t(y) * full.width + x) * 3 + c];
-        EXPECT_EQ(differing, 0) << "box " << box.top << "," << box.left << " scale 1/" << scale.denom;
+        EXPECT_EQ(differing, 0) << "box " << box.top << "," << box.left << " scale 1/"
+                                << scale.denom;
       }
     }
   }
@@ -168,6 +170,7 @@ TEST(Codec, RegionDecodeStillRejectsTruncatedFiles) {
   RgbImage part;
   int top = 0, left = 0;
   // The top rows are intact, but without its end marker the file is decoded whole: rejected.
-  EXPECT_THROW(decode_region(jpeg.data(), jpeg.size(), info, Scale{}, PixelBox{0, 0, 8, 8}, part, &top, &left),
+  EXPECT_THROW(decode_region(jpeg.data(), jpeg.size(), info, Scale{}, PixelBox{0, 0, 8, 8}, part,
+                             &top, &left),
                DecodeError);
 }

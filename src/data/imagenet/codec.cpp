@@ -197,7 +197,8 @@ bool libjpeg_region(const uint8_t* data, size_t size, const ImageInfo& info, Sca
   const size_t stride = static_cast<size_t>(cinfo.output_width) * channels;
   rows.resize(stride * static_cast<size_t>(box.height));
   while (cinfo.output_scanline < bottom) {
-    JSAMPROW row = rows.data() + (cinfo.output_scanline - static_cast<JDIMENSION>(box.top)) * stride;
+    JSAMPROW row =
+        rows.data() + (cinfo.output_scanline - static_cast<JDIMENSION>(box.top)) * stride;
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
   *out_w = static_cast<int>(cinfo.output_width);

@@ -20,8 +20,10 @@ void decode_and_transform(const uint8_t* data, size_t size, const TransformSpec&
   const double f = static_cast<double>(scale.num) / scale.denom;
   const int y0 = static_cast<int>(std::floor(crop.top * f));
   const int x0 = static_cast<int>(std::floor(crop.left * f));
-  const int y1 = std::min(scale.apply(info.height), static_cast<int>(std::ceil((crop.top + crop.height) * f)));
-  const int x1 = std::min(scale.apply(info.width), static_cast<int>(std::ceil((crop.left + crop.width) * f)));
+  const int y1 =
+      std::min(scale.apply(info.height), static_cast<int>(std::ceil((crop.top + crop.height) * f)));
+  const int x1 =
+      std::min(scale.apply(info.width), static_cast<int>(std::ceil((crop.left + crop.width) * f)));
   thread_local RgbImage image;  // reused: a worker allocates only for its largest picture
   int origin_top = 0, origin_left = 0;
   decode_region(data, size, info, scale, PixelBox{y0, x0, y1 - y0, x1 - x0}, image, &origin_top,
