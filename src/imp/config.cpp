@@ -1,5 +1,6 @@
 #include "imp/config.h"
 
+#include <charconv>
 #include <sstream>
 
 #include "common/error.h"
@@ -69,10 +70,12 @@ std::string value_string(const ImpConfig& c, const ConfigField& f) {
                         },
                         [&](int64_t ImpConfig::*m) { return std::to_string(c.*m); },
                         [&](double ImpConfig::*m) {
-                          std::ostringstream s;
-                          s.precision(17);
-                          s << c.*m;
-                          return s.str();
+                          // Shortest text that reads back to the same double ("0.8").
+                          char text[32];
+                          const auto end = std::to_chars(text, text + sizeof text, c.*m).ptr;
+                          std::string out(text, end);
+                          const bool integral = out.find_first_of(".eEn") == std::string::npos;
+                          return integral ? out + ".0" : out;  // stays a TOML float
                         },
                         [&](bool ImpConfig::*m) { return std::string(c.*m ? "true" : "false"); },
                     },

@@ -28,7 +28,7 @@ TEST(ImpConfig, ConflictsListOnlyResultAffectingKeys) {
   b.lr = 0.3;
   const auto diff = conflicts(a, b);
   ASSERT_EQ(diff.size(), 1u);
-  EXPECT_EQ(diff[0], "train.lr: 0.10000000000000001 -> 0.29999999999999999");
+  EXPECT_EQ(diff[0], "train.lr: 0.1 -> 0.3");
 }
 
 TEST(ImpConfig, BadSettingsNameTheKey) {
