@@ -20,6 +20,7 @@
 #include "imp/experiment.h"
 #include "io/checkpoint.h"
 #include "models/network.h"
+#include "pruning/mask.h"
 
 namespace lth::cli {
 namespace {
@@ -78,21 +79,6 @@ models::ModelConfig model_config_of(const io::Checkpoint& ckpt, const std::strin
   return m;
 }
 
-// Parameters *and* buffers (BN running statistics) from the checkpoint: evaluation needs both.
-void load_state(models::Network& net, const io::Checkpoint& ckpt, const std::string& path) {
-  torch::NoGradGuard no_grad;
-  auto copy = [&](const std::string& name, torch::Tensor& target) {
-    const auto it = ckpt.state.find(name);
-    require(it != ckpt.state.end(), path + ": missing tensor " + name);
-    require(it->second.sizes() == target.sizes(),
-            path + ": " + name + " has shape " + c10::str(it->second.sizes()) +
-                ", the network expects " + c10::str(target.sizes()));
-    target.copy_(it->second);
-  };
-  for (auto& p : net.named_parameters()) copy(p.key(), p.value());
-  for (auto& b : net.named_buffers()) copy(b.key(), b.value());
-}
-
 void print_table(const nlohmann::json& results, const eval::TestSuite& suite) {
   std::printf("%-18s %8s %8s %8s %8s %8s %8s\n", "test set", "images", "skipped", "classes",
               "acc %", "NLL", "ECE %");
@@ -135,7 +121,7 @@ void run_eval(const EvalFlags& f) {
           f.ckpt + ": the network has " + std::to_string(mc.num_classes) + " classes but " +
               f.data_root + " has " + std::to_string(suite.num_classes));
   auto net = models::make_network(mc, 0);
-  load_state(*net, ckpt, f.ckpt);
+  pruning::load_state(*net, ckpt.state, f.ckpt);  // parameters and BN statistics
   const auto device = imp::resolve_device(f.device);
   net->to(device);
 

@@ -101,7 +101,7 @@ class C10dCommunicator final : public Communicator {
 
   // Runs one collective per dtype over a flat buffer on the communication device, then
   // copies the result back into the caller's tensors. A single contiguous tensor already on
-  // that device (the trainer's gradient bucket) is used in place, without a copy.
+  // that device is used in place, without a copy.
   void for_each_bucket(std::vector<torch::Tensor>& tensors, const char* what, const Collective& op) {
     torch::NoGradGuard no_grad;
     std::map<c10::ScalarType, std::vector<size_t>> by_dtype;

@@ -7,14 +7,13 @@
 #include "common/error.h"
 #include "common/registry.h"
 #include "common/rng.h"
+#include "io/run_layout.h"
 #include "pruning/strategy.h"
 
 namespace lth::imp {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path cycle_dir(const fs::path& run, int cycle) { return run / fmt::format("{:03d}", cycle); }
 
 io::Checkpoint load_existing(const fs::path& path, const std::string& why) {
   require(fs::exists(path), path.string() + ": missing (" + why + ")");
@@ -23,18 +22,18 @@ io::Checkpoint load_existing(const fs::path& path, const std::string& why) {
 
 // The main line's mask for cycle k: the masks of its init.safetensors.
 pruning::MaskSet main_masks(const BranchContext& c) {
-  return load_existing(cycle_dir(c.run, c.cycle) / "init.safetensors",
+  return load_existing(io::cycle_dir(c.run, c.cycle) / "init.safetensors",
                        "the main line's cycle must start before its branches")
       .masks;
 }
 
 io::Checkpoint rewind_point(const BranchContext& c, int64_t iteration) {
-  return load_existing(c.run / fmt::format("iter_{:06d}.safetensors", iteration),
+  return load_existing(c.run / io::iteration_file(iteration),
                        "rewinding needs this saved iteration");
 }
 
 io::Checkpoint previous_trained(const BranchContext& c) {
-  return load_existing(cycle_dir(c.run, c.cycle - 1) / "best_acc.safetensors",
+  return load_existing(io::cycle_dir(c.run, c.cycle - 1) / "best_acc.safetensors",
                        "the previous cycle's trained weights");
 }
 

@@ -32,17 +32,9 @@ nlohmann::json test_best(const Experiment& experiment, models::Network& net, con
   const auto best = io::load_checkpoint(best_path);
   pruning::load_state(net, best.state, best_path.string());
   for (const auto& set : experiment.test_sets) {
-    eval::EvalOptions eo;
-    eo.batch_size = experiment.config().eval_batch_size;
-    eo.num_workers = static_cast<int>(experiment.config().num_workers);
-    eo.device = experiment.device();
-    eo.class_subset = set.class_subset;
-    eo.rank = experiment.comm()->rank();
-    eo.world_size = experiment.comm()->world_size();
-    eo.all_reduce_sum = [&](torch::Tensor& t) {
-      std::vector<torch::Tensor> v{t};
-      experiment.comm()->all_reduce_sum(v);
-    };
+    const auto eo = train::rank_eval_options(
+        experiment.comm(), experiment.config().eval_batch_size,
+        static_cast<int>(experiment.config().num_workers), experiment.device(), set.class_subset);
     const auto r = eval::evaluate(net, set.dataset, eo);
     results[set.name] = {{"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece}, {"count", r.count},
                          {"skipped", r.skipped}};
@@ -57,15 +49,7 @@ nlohmann::json test_best(const Experiment& experiment, models::Network& net, con
 }  // namespace
 
 void load_parameters(models::Network& net, const io::Checkpoint& ckpt, const std::string& source) {
-  torch::NoGradGuard no_grad;
-  for (auto& item : net.named_parameters()) {
-    auto it = ckpt.state.find(item.key());
-    require(it != ckpt.state.end(), source + ": missing parameter '" + item.key() + "'");
-    require(it->second.sizes() == item.value().sizes(),
-            source + ": parameter '" + item.key() + "' has shape " + c10::str(it->second.sizes()) +
-                ", the network expects " + c10::str(item.value().sizes()));
-    item.value().copy_(it->second);
-  }
+  pruning::load_state(net, ckpt.state, source, /*with_buffers=*/false);
 }
 
 nlohmann::json mask_summary(const pruning::MaskSet& masks) {

@@ -14,6 +14,7 @@
 #include "imp/branches.h"
 #include "imp/cycle.h"
 #include "io/report.h"
+#include "io/run_layout.h"
 #include "pruning/strategy.h"
 
 namespace lth::imp {
@@ -21,10 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path cycle_dir(const fs::path& run, int cycle) { return run / fmt::format("{:03d}", cycle); }
-
 fs::path rewind_file(const fs::path& run, int64_t iteration) {
-  return run / fmt::format("iter_{:06d}.safetensors", iteration);
+  return run / io::iteration_file(iteration);
 }
 
 // The rewind phase: dense training at constant LR, saving iter_XXXXXX along the way.
@@ -67,14 +66,14 @@ bool run_rewind_phase(const Experiment& ex, const fs::path& run) {
 CyclePlan main_cycle_plan(const Experiment& ex, const fs::path& run, int k) {
   const auto& c = ex.config();
   CyclePlan plan;
-  plan.dir = cycle_dir(run, k);
+  plan.dir = io::cycle_dir(run, k);
   plan.cycle = k;
   plan.iterations = c.cycle_iterations;
   plan.data_key = static_cast<uint64_t>(k);
   plan.prepare = [&ex, run, k](models::Network& net, pruning::MaskSet& masks) {
     const auto& c = ex.config();
     if (k > 0) {
-      const auto prev_path = cycle_dir(run, k - 1) / "best_acc.safetensors";
+      const auto prev_path = io::cycle_dir(run, k - 1) / "best_acc.safetensors";
       require(fs::exists(prev_path), prev_path.string() +
                                          ": missing (the previous cycle diverged or was removed)");
       const auto prev = io::load_checkpoint(prev_path);
@@ -89,7 +88,7 @@ CyclePlan main_cycle_plan(const Experiment& ex, const fs::path& run, int k) {
 
 CyclePlan branch_cycle_plan(const Experiment& ex, const fs::path& run, const std::string& branch, int k) {
   CyclePlan plan = main_cycle_plan(ex, run, k);
-  plan.dir = run / "branches" / branch / fmt::format("{:03d}", k);
+  plan.dir = io::branch_cycle_dir(run, branch, k);
   const auto schedule = branch_schedule(branch);
   plan.constant_lr = schedule.constant_lr;
   plan.lr_scale = schedule.lr_scale;
@@ -153,8 +152,8 @@ int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
     const auto summary = run_cycle(ex, main_cycle_plan(ex, run, k));
     if (summary.value("interrupted", false)) return stopped();
     last_cycle = k;
-    if (summary.value("diverged", false) && !fs::exists(cycle_dir(run, k) / "best_acc.safetensors")) {
-      throw UserError(cycle_dir(run, k).string() + ": training diverged (NaN loss) before any evaluation");
+    if (summary.value("diverged", false) && !fs::exists(io::cycle_dir(run, k) / "best_acc.safetensors")) {
+      throw UserError(io::cycle_dir(run, k).string() + ": training diverged (NaN loss) before any evaluation");
     }
     if (config.target_density > 0 && summary["density"].get<double>() <= config.target_density) break;
   }

@@ -82,7 +82,8 @@ TensorMap snapshot_state(const models::Network& net) {
   return state;
 }
 
-void load_state(models::Network& net, const TensorMap& state, const std::string& source) {
+void load_state(models::Network& net, const TensorMap& state, const std::string& source,
+                bool with_buffers) {
   torch::NoGradGuard no_grad;
   auto copy_into = [&](const std::string& name, torch::Tensor& target) {
     auto it = state.find(name);
@@ -93,6 +94,7 @@ void load_state(models::Network& net, const TensorMap& state, const std::string&
     target.copy_(it->second);
   };
   for (auto& item : net.named_parameters()) copy_into(item.key(), item.value());
+  if (!with_buffers) return;
   for (auto& item : net.named_buffers()) copy_into(item.key(), item.value());
 }
 

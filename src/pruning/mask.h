@@ -33,8 +33,9 @@ int64_t count_total(const MaskSet& masks);
 void apply_masks(models::Network& net, const MaskSet& masks);
 // Copies of the named parameters and buffers (detached, CPU-independent of later updates).
 TensorMap snapshot_state(const models::Network& net);
-// Loads a state (parameters and buffers by name) into the network; UserError naming the
-// first missing or mis-shaped entry.
-void load_state(models::Network& net, const TensorMap& state, const std::string& source);
+// Loads a state (parameters, and buffers unless !with_buffers) by name into the network;
+// UserError naming `source` and the first missing or mis-shaped entry.
+void load_state(models::Network& net, const TensorMap& state, const std::string& source,
+                bool with_buffers = true);
 
 }  // namespace lth::pruning

@@ -12,6 +12,7 @@
 #include "data/loader.h"
 #include "eval/evaluator.h"
 #include "io/checkpoint.h"
+#include "io/run_layout.h"
 #include "train/loss_scale.h"
 #include "train/precision.h"
 
@@ -52,10 +53,6 @@ struct PhaseState {
     return s;
   }
 };
-
-std::string iteration_file(int64_t iteration) {
-  return fmt::format("iter_{:06d}.safetensors", iteration);
-}
 
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(seconds);
@@ -234,18 +231,7 @@ class Phase {
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       grads.push_back(p.grad());
     }
-    // One flat bucket: a single collective per step instead of one per parameter.
-    std::vector<torch::Tensor> flat{torch::cat([&] {
-      std::vector<torch::Tensor> views;
-      for (auto& g : grads) views.push_back(g.reshape({-1}));
-      return views;
-    }())};
-    comm_->all_reduce_sum(flat);
-    int64_t offset = 0;
-    for (auto& g : grads) {
-      g.copy_(flat[0].narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
-    }
+    comm_->all_reduce_sum(grads);  // the communicator buckets them into few collectives
   }
 
   // Divides gradients by the loss scale; true if any is inf/NaN (then the step is skipped).
@@ -308,17 +294,8 @@ class Phase {
       return false;
     }
     average_batchnorm_statistics();
-    eval::EvalOptions eo;
-    eo.batch_size = config_.eval_batch_size;
-    eo.num_workers = config_.num_workers;
-    eo.device = config_.device;
-    eo.class_subset = in_.val_class_subset;
-    eo.rank = comm_->rank();
-    eo.world_size = comm_->world_size();
-    eo.all_reduce_sum = [this](torch::Tensor& t) {
-      std::vector<torch::Tensor> v{t};
-      comm_->all_reduce_sum(v);
-    };
+    const auto eo = rank_eval_options(comm_, config_.eval_batch_size, config_.num_workers,
+                                      config_.device, in_.val_class_subset);
     const auto val = eval::evaluate(net_, in_.val_set, eo);
     const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     const double ips = (state_.iteration - start_iteration_) * config_.batch_size / std::max(seconds, 1e-9);
@@ -339,7 +316,7 @@ class Phase {
     state_.window_count = 0;
     window_loss_.zero_();
     if (improved) save(log_.dir() / "best_acc.safetensors", /*with_momentum=*/false);
-    if (config_.periodic_ckpt) save(log_.dir() / iteration_file(state_.iteration), false);
+    if (config_.periodic_ckpt) save(log_.dir() / io::iteration_file(state_.iteration), false);
     if (config_.ckpt_every == 0 || state_.iteration % config_.ckpt_every == 0) save_resumable();
     return true;
   }
@@ -382,6 +359,25 @@ class Phase {
 };
 
 }  // namespace
+
+eval::EvalOptions rank_eval_options(const dist::CommunicatorPtr& comm, int64_t batch_size,
+                                    int num_workers, torch::Device device,
+                                    std::vector<int64_t> class_subset) {
+  eval::EvalOptions eo;
+  eo.batch_size = batch_size;
+  eo.num_workers = num_workers;
+  eo.device = device;
+  eo.class_subset = std::move(class_subset);
+  if (comm) {
+    eo.rank = comm->rank();
+    eo.world_size = comm->world_size();
+    eo.all_reduce_sum = [comm](torch::Tensor& t) {
+      std::vector<torch::Tensor> v{t};
+      comm->all_reduce_sum(v);
+    };
+  }
+  return eo;
+}
 
 TrainResult run_training(const TrainConfig& config, TrainInputs& inputs, RunLog& log) {
   const auto result = Phase(config, inputs, log).run();

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
+#include "eval/evaluator.h"
 #include "dist/communicator.h"
 #include "models/network.h"
 #include "pruning/mask.h"
@@ -55,6 +56,12 @@ struct TrainResult {
   bool diverged = false;     // stopped on a NaN training loss
   bool interrupted = false;  // stopped by stop_after; last.safetensors resumes it
 };
+
+// Evaluation settings for this rank: its share of the samples, partial sums combined over
+// `comm` (null = single process).
+eval::EvalOptions rank_eval_options(const dist::CommunicatorPtr& comm, int64_t batch_size,
+                                    int num_workers, torch::Device device,
+                                    std::vector<int64_t> class_subset);
 
 // Trains in `log.dir()`. If that folder holds last.safetensors from an interrupted run of
 // the same phase, training resumes from it (the network, masks and optimizer state in
