@@ -50,6 +50,7 @@ void add_info_command(CLI::App& app) {
     const auto net = models::make_network(m, 0);
     auto info = models::describe_network(*net);
     info["prunable"] = prunable_counts(info);
+    info["counts"]["bn"] = info["counts"]["norm"];  // the and RECIPE.md's name for it
     if (opt->json) {
       std::cout << info.dump(2) << "\n";
       return;
