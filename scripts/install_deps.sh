@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libgloo-dev          # LibTorch (+ c10d/Gloo headers)
   libopenblas0-openmp               # optimised libblas.so.3 (Debian's LibTorch calls the system BLAS)
-  libturbojpeg0-dev libjpeg-turbo-progs libpng-dev libstb-dev
+  libturbojpeg0-dev libjpeg62-turbo-dev libjpeg-turbo-progs libpng-dev libstb-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libplplot-dev plplot-driver-cairo
   libgtest-dev libgmock-dev libbenchmark-dev
