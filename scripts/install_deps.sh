@@ -3,7 +3,7 @@
 # Nothing is downloaded at build time; this is the only place dependencies come from.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libgloo-dev          # LibTorch (+ c10d/Gloo headers)
   libopenblas0-openmp               # optimised libblas.so.3 (Debian's LibTorch calls the system BLAS)
   libturbojpeg0-dev libjpeg62-turbo-dev libjpeg-turbo-progs libpng-dev libstb-dev
