@@ -23,6 +23,17 @@ Loader::Loader(DatasetPtr dataset, LoaderOptions options, LoaderPosition start)
   per_rank_batch_ = options_.batch_size / options_.world_size;
   batches_per_epoch_ = options_.drop_last ? n / options_.batch_size
                                           : (n + options_.batch_size - 1) / options_.batch_size;
+  if (const auto* sharded = dynamic_cast<const shards::ShardOrdered*>(dataset_.get());
+      sharded && options_.drop_last) {
+    shard_layout_ = sharded->shard_layout();
+    if (!shard_layout_.records_per_file.empty()) {
+      int64_t smallest = n;
+      for (int r = 0; r < options_.world_size; ++r) {
+        smallest = std::min(smallest, shards::rank_sample_count(shard_layout_, r, options_.world_size));
+      }
+      batches_per_epoch_ = smallest / per_rank_batch_;
+    }
+  }
   require(batches_per_epoch_ > 0, "dataset " + dataset_->describe() + " has " + std::to_string(n) +
                                       " samples, fewer than one batch of " +
                                       std::to_string(options_.batch_size));
@@ -57,7 +68,10 @@ Loader::Order Loader::permutation(int64_t epoch) const {
   // Built outside the lock: an ImageNet epoch is 1.28M entries and other workers need not wait.
   auto order = std::make_shared<std::vector<int64_t>>(dataset_->size());
   std::iota(order->begin(), order->end(), 0);
-  if (options_.shuffle) {
+  if (!shard_layout_.records_per_file.empty()) {
+    *order = shards::rank_order(shard_layout_, options_.seed, epoch, options_.rank,
+                                options_.world_size, options_.shuffle);
+  } else if (options_.shuffle) {
     Rng rng = Rng::keyed(options_.seed, "shuffle", static_cast<uint64_t>(epoch));
     for (int64_t i = static_cast<int64_t>(order->size()) - 1; i > 0; --i) {
       std::swap((*order)[i], (*order)[rng.below(static_cast<uint64_t>(i + 1))]);
@@ -83,7 +97,10 @@ std::vector<int64_t> Loader::indices_of(const Ticket& t) const {
   const int64_t end = std::min(n, begin + options_.batch_size);
   std::vector<int64_t> out;
   if (options_.drop_last) {
-    const int64_t from = begin + options_.rank * per_rank_batch_;
+    // Stream order is already this rank's own: its batches follow one another.
+    const int64_t from = shard_layout_.records_per_file.empty()
+                             ? begin + options_.rank * per_rank_batch_
+                             : t.index * per_rank_batch_;
     for (int64_t j = from; j < from + per_rank_batch_; ++j) out.push_back(order[j]);
   } else {
     // Round-robin within the batch, so a short last batch is still split evenly.

@@ -12,6 +12,11 @@
 // Training drops the last partial global batch; evaluation (drop_last = false) deals samples
 // round-robin (sample i to rank i % world_size) and covers each exactly once.
 //
+// Shards: a dataset that is shards::ShardOrdered with a non-empty layout is visited, in
+// training (drop_last), in the TFDS/WebDataset order of data/shards/stream_order.h instead:
+// rank r reads its own files through a shuffle buffer, a pure function of (seed, epoch, rank),
+// so resuming is exact too; every rank takes as many batches as the smallest rank's share.
+//
 // Unreadable samples (Dataset::get returns nullopt) are left out of their batch and counted
 // in Batch::skipped; exceptions from a worker (strict mode) are rethrown by next().
 #include <condition_variable>
@@ -26,6 +31,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/shards/stream_order.h"
 
 namespace lth::data {
 
@@ -87,6 +93,7 @@ class Loader {
   LoaderPosition start_;
   int64_t batches_per_epoch_ = 0;
   int64_t per_rank_batch_ = 0;
+  shards::ShardLayout shard_layout_;  // non-empty records_per_file: per-rank stream order
 
   mutable std::mutex perm_mutex_;
   // epoch -> visiting order. Shared so a worker keeps its order alive while another evicts it.

@@ -5,6 +5,7 @@
 #include "common/registry.h"
 #include "data/idx.h"
 #include "data/imagenet/imagenet_dataset.h"
+#include "data/shards/imagenet_shards.h"
 #include "data/synthetic.h"
 
 namespace lth::data {
@@ -59,8 +60,11 @@ const Registry<DatasetEntry>& registry() {
                                              std::vector<double>(s.channels, 0.3)};
                          }},
             "generated class patterns, for tests and demos");
-    const DatasetEntry imagenet{imagenet::make_imagenet_dataset, imagenet::imagenet_traits};
-    reg.add("imagenet", imagenet, "ImageNet-1k folders under --data_root (imagenet/train, imagenet/val)");
+    // Folders, or TFDS / WebDataset shards when --data_root holds them (data/shards).
+    const DatasetEntry imagenet{shards::make_imagenet_any, shards::imagenet_traits_any};
+    reg.add("imagenet", imagenet,
+            "ImageNet-1k under --data_root: folders (imagenet/train, imagenet/val), a TFDS data dir "
+            "(imagenet2012/<version>) or WebDataset shards (train/*.tar, val/*.tar or a pattern)");
     reg.add("imagenet2012", imagenet, "the reference's name for imagenet");
     return reg;
   }();

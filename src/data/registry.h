@@ -15,6 +15,11 @@ struct DataConfig {
   std::string root;          // empty = the dataset's default location
   int64_t image_size = 0;    // 0 = the dataset's native size
   bool strict = false;       // unreadable samples are errors instead of logged skips
+  // Shards (TFDS TFRecord, WebDataset tar): "stream" = each rank reads its own files through
+  // a shuffle buffer (data/shards/stream_order.h); "global" = the loader's permutation of all
+  // samples, as for folders (same batches as the folder layout for the same images).
+  std::string shard_order = "stream";
+  int64_t shuffle_buffer = 10000;  // records, for shard_order = "stream"
   uint64_t seed = 0;         // for generated datasets
   int64_t synthetic_train_size = 512;
   int64_t synthetic_test_size = 256;

@@ -1,0 +1,216 @@
+#include "data/shards/shard_dataset.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "common/error.h"
+#include "data/imagenet/codec.h"
+#include "data/imagenet/pipeline.h"
+#include "data/shards/example.h"
+#include "data/shards/protobuf_wire.h"
+#include "data/shards/random_access_file.h"
+#include "data/shards/tar.h"
+#include "data/shards/tfrecord.h"
+
+namespace lth::data::shards {
+namespace {
+
+void framing_problem(const std::string& problem, bool strict, int64_t kept) {
+  if (strict) throw UserError(problem);
+  spdlog::warn("{} (keeping the {} samples before it)", problem, kept);
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// WebDataset's key/extension split: the extension starts at the first '.' of the file name.
+std::pair<std::string, std::string> split_key(const std::string& name) {
+  const auto slash = name.rfind('/');
+  const auto dot = name.find('.', slash == std::string::npos ? 0 : slash + 1);
+  if (dot == std::string::npos) return {name, ""};
+  return {name.substr(0, dot), name.substr(dot + 1)};
+}
+
+bool is_image_extension(const std::string& ext) {
+  const auto e = lower(ext);
+  return e == "jpg" || e == "jpeg" || e == "png";
+}
+
+int64_t parse_cls(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  if (text.empty() || text.size() > 18) throw RecordError(".cls is not a class number");
+  int64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') throw RecordError(".cls is not a class number: '" + std::string(text) + "'");
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+ShardIndex index_tfrecord_files(const std::vector<std::filesystem::path>& files, bool strict) {
+  ShardIndex index;
+  index.format = ShardFormat::TFRecord;
+  index.files = files;
+  for (size_t f = 0; f < files.size(); ++f) {
+    const RandomAccessFile file(files[f]);
+    const auto scan = scan_tfrecord(file);
+    if (!scan.problem.empty()) {
+      ++index.damaged_files;
+      framing_problem(scan.problem, strict, static_cast<int64_t>(scan.records.size()));
+    }
+    for (const auto& r : scan.records) {
+      index.samples.push_back(ShardSample{static_cast<int32_t>(f), r.offset, r.length, 0, 0});
+    }
+    index.records_per_file.push_back(static_cast<int64_t>(scan.records.size()));
+  }
+  return index;
+}
+
+ShardIndex index_webdataset_files(const std::vector<std::filesystem::path>& files, bool strict) {
+  ShardIndex index;
+  index.format = ShardFormat::WebDataset;
+  index.files = files;
+  for (size_t f = 0; f < files.size(); ++f) {
+    const RandomAccessFile file(files[f]);
+    const auto scan = scan_tar(file);
+    if (!scan.problem.empty()) ++index.damaged_files;
+    int64_t kept = 0, incomplete = 0;
+    std::string current;
+    ShardSample sample;
+    bool has_image = false, has_cls = false;
+    const auto finish = [&] {
+      if (current.empty()) return;
+      if (has_image && has_cls) {
+        index.samples.push_back(sample);
+        ++kept;
+      } else {
+        ++incomplete;
+      }
+    };
+    for (const auto& m : scan.members) {
+      auto [key, ext] = split_key(m.name);
+      const auto base = key.substr(key.rfind('/') == std::string::npos ? 0 : key.rfind('/') + 1);
+      if (base.empty() || base[0] == '.' || base.rfind("__", 0) == 0) continue;  // metadata
+      if (key != current) {
+        finish();
+        current = key;
+        sample = ShardSample{static_cast<int32_t>(f), 0, 0, 0, 0};
+        has_image = has_cls = false;
+      }
+      if (is_image_extension(ext) && !has_image) {
+        sample.offset = m.offset;
+        sample.length = m.size;
+        has_image = true;
+      } else if (lower(ext) == "cls") {
+        sample.label_offset = m.offset;
+        sample.label_length = m.size;
+        has_cls = true;
+      }
+    }
+    finish();
+    if (!scan.problem.empty()) framing_problem(scan.problem, strict, kept);
+    if (incomplete > 0) {
+      const std::string msg = files[f].string() + ": " + std::to_string(incomplete) +
+                              " keys without both an image (.jpg/.jpeg/.png) and a .cls member";
+      if (strict) throw UserError(msg);
+      spdlog::warn("{}; skipped", msg);
+    }
+    index.records_per_file.push_back(kept);
+  }
+  return index;
+}
+
+ShardDataset::ShardDataset(std::string name, ShardIndex index, ShardReadOptions options)
+    : name_(std::move(name)), index_(std::move(index)), options_(std::move(options)) {}
+
+std::string ShardDataset::where(int64_t i) const {
+  const auto& s = index_.samples.at(static_cast<size_t>(i));
+  const bool tf = index_.format == ShardFormat::TFRecord;
+  return index_.files[static_cast<size_t>(s.file)].string() + " (" + (tf ? "record" : "member") +
+         " at byte " + std::to_string(tf ? s.offset - 12 : s.offset) + ")";
+}
+
+std::pair<std::string, int64_t> ShardDataset::raw(int64_t i) const {
+  const auto& s = index_.samples.at(static_cast<size_t>(i));
+  const RandomAccessFile file(index_.files[static_cast<size_t>(s.file)]);
+  int64_t stored = 0;
+  std::string image;
+  if (index_.format == ShardFormat::TFRecord) {
+    const std::string record = read_record(file, RecordSpan{s.offset, s.length});
+    const auto example = parse_example(record);
+    const auto img = example.find(options_.image_feature);
+    if (img == example.end() || img->second.kind != Feature::Kind::Bytes || img->second.bytes.empty()) {
+      throw RecordError("record has no bytes feature '" + options_.image_feature + "'");
+    }
+    const auto lab = example.find(options_.label_feature);
+    if (lab == example.end() || lab->second.kind != Feature::Kind::Int64 || lab->second.ints.empty()) {
+      throw RecordError("record has no int64 feature '" + options_.label_feature + "'");
+    }
+    image = std::string(img->second.bytes.front());
+    stored = lab->second.ints.front();
+  } else {
+    image.resize(s.length);
+    std::string cls(s.label_length, '\0');
+    if (file.read_at(s.offset, image.data(), s.length) != s.length ||
+        file.read_at(s.label_offset, cls.data(), s.label_length) != s.label_length) {
+      throw RecordError("member runs past the end of the file");
+    }
+    stored = parse_cls(cls);
+  }
+  int64_t label = stored;
+  if (!options_.label_map.empty()) {
+    label = stored >= 0 && stored < static_cast<int64_t>(options_.label_map.size())
+                ? options_.label_map[static_cast<size_t>(stored)]
+                : -1;
+  }
+  if (label < 0 || label >= options_.num_classes) {
+    throw RecordError("label " + std::to_string(stored) + " is not one of the " +
+                      std::to_string(options_.num_classes) + " classes of the index");
+  }
+  return {std::move(image), label};
+}
+
+std::optional<Example> ShardDataset::get(int64_t index, Rng& rng) const {
+  auto image = torch::empty({options_.size, options_.size, 3}, torch::kUInt8);
+  imagenet::TransformSpec spec;
+  spec.size = options_.size;
+  spec.train = options_.train;
+  try {
+    try {
+      const auto [bytes, label] = raw(index);
+      imagenet::decode_and_transform(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                     spec, rng, image.data_ptr<uint8_t>());
+      return Example{image, label};
+    } catch (const std::bad_alloc&) {
+      throw imagenet::DecodeError("out of memory decoding it");
+    }
+  } catch (const std::exception& e) {
+    // RecordError, WireError, DecodeError: this sample is unreadable. (UserErrors from
+    // opening the file are not: a shard that vanished mid-run is not a damaged sample.)
+    if (dynamic_cast<const UserError*>(&e)) throw;
+    unreadable_.fetch_add(1);
+    if (options_.strict) throw UserError(where(index) + ": " + e.what());
+    spdlog::warn("skipping unreadable sample {}: {}", where(index), e.what());
+    return std::nullopt;
+  }
+}
+
+std::string ShardDataset::describe() const {
+  return name_ + " (" + std::to_string(size()) + " samples in " +
+         std::to_string(index_.files.size()) + (index_.format == ShardFormat::TFRecord ? " TFRecord" : " tar") +
+         " shards)";
+}
+
+ShardLayout ShardDataset::shard_layout() const {
+  if (!options_.stream_order) return {};
+  return ShardLayout{index_.records_per_file, options_.shuffle_buffer};
+}
+
+}  // namespace lth::data::shards
