@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "common/error.h"
@@ -14,25 +16,6 @@ struct GzCloser {
 };
 using GzFile = std::unique_ptr<gzFile_s, GzCloser>;
 
-// gzread also reads uncompressed files transparently, so one path serves both.
-std::vector<uint8_t> read_all(const std::filesystem::path& path) {
-  require(std::filesystem::exists(path), path.string() + ": no such file");
-  GzFile file(gzopen(path.c_str(), "rb"));
-  require(file != nullptr, path.string() + ": cannot open");
-  std::vector<uint8_t> out;
-  std::vector<uint8_t> chunk(1 << 20);
-  for (;;) {
-    const int n = gzread(file.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (n < 0) {
-      int errnum = 0;
-      throw UserError(path.string() + ": corrupt gzip data (" + gzerror(file.get(), &errnum) + ")");
-    }
-    if (n == 0) break;
-    out.insert(out.end(), chunk.begin(), chunk.begin() + n);
-  }
-  return out;
-}
-
 uint32_t big_endian_u32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
@@ -44,29 +27,73 @@ std::filesystem::path find_file(const std::filesystem::path& root, const std::st
   throw UserError((root / (stem + ".gz")).string() + ": no such file (nor " + stem + ")");
 }
 
+
+// gzread reads uncompressed files transparently, so one path serves both. Reads up to
+// `size` bytes; fewer only at the end of the data. Inflation is driven by what the caller
+// asks for, so a small gzip that would inflate to gigabytes is never inflated past it.
+size_t read_up_to(gzFile file, uint8_t* out, size_t size, const std::string& name) {
+  size_t done = 0;
+  while (done < size) {
+    const auto want = static_cast<unsigned>(std::min<size_t>(size - done, 1u << 20));
+    const int n = gzread(file, out + done, want);
+    if (n < 0) {
+      int errnum = 0;
+      throw UserError(name + ": corrupt gzip data (" + gzerror(file, &errnum) + ")");
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+// The largest array read: MNIST-family files are tens of megabytes.
+constexpr uint64_t kMaxIdxBytes = uint64_t{4} << 30;
+
 }  // namespace
 
 torch::Tensor read_idx_file(const std::filesystem::path& path) {
-  const auto bytes = read_all(path);
   const std::string name = path.string();
-  require(bytes.size() >= 4, name + ": truncated IDX file (no header)");
-  require(bytes[0] == 0 && bytes[1] == 0, name + ": not an IDX file (bad magic)");
-  require(bytes[2] == 0x08, name + ": unsupported IDX element type (only unsigned bytes)");
-  const int rank = bytes[3];
+  std::error_code ec;
+  require(std::filesystem::exists(path, ec), name + ": no such file");
+  require(std::filesystem::is_regular_file(path, ec), name + ": not a regular file");
+  GzFile file(gzopen(path.c_str(), "rb"));
+  require(file != nullptr, name + ": cannot open");
+  // The header first: the promised size bounds everything read after it.
+  uint8_t magic[4];
+  require(read_up_to(file.get(), magic, 4, name) == 4, name + ": truncated IDX file (no header)");
+  require(magic[0] == 0 && magic[1] == 0, name + ": not an IDX file (bad magic)");
+  require(magic[2] == 0x08, name + ": unsupported IDX element type (only unsigned bytes)");
+  const int rank = magic[3];
   require(rank >= 1 && rank <= 4, name + ": unsupported IDX rank " + std::to_string(rank));
-  require(bytes.size() >= 4 + 4 * static_cast<size_t>(rank), name + ": truncated IDX header");
+  uint8_t dims[16];
+  const size_t dim_bytes = 4 * static_cast<size_t>(rank);
+  require(read_up_to(file.get(), dims, dim_bytes, name) == dim_bytes,
+          name + ": truncated IDX header");
   std::vector<int64_t> shape;
-  size_t count = 1;
+  uint64_t count = 1;
   for (int d = 0; d < rank; ++d) {
-    shape.push_back(big_endian_u32(&bytes[4 + 4 * d]));
-    count *= static_cast<size_t>(shape.back());
+    shape.push_back(big_endian_u32(&dims[4 * d]));
+    require(!__builtin_mul_overflow(count, static_cast<uint64_t>(shape.back()), &count) &&
+                count <= kMaxIdxBytes,
+            name + ": IDX header promises more than " + std::to_string(kMaxIdxBytes) + " bytes");
   }
-  const size_t offset = 4 + 4 * static_cast<size_t>(rank);
-  require(bytes.size() - offset == count,
-          name + ": IDX data has " + std::to_string(bytes.size() - offset) +
-              " bytes, header promises " + std::to_string(count) + " (truncated?)");
+  // Data is read into a buffer that grows as it arrives, so a header promising more than
+  // the file holds costs only what the file holds.
+  std::vector<uint8_t> data;
+  size_t have = 0;
+  while (have < count) {
+    data.resize(std::min<uint64_t>(count, std::max<uint64_t>(2 * have, 1 << 20)));
+    const size_t n = read_up_to(file.get(), data.data() + have, data.size() - have, name);
+    have += n;
+    if (have < data.size()) break;  // end of data
+  }
+  uint8_t extra = 0;
+  const bool trailing = have == count && read_up_to(file.get(), &extra, 1, name) == 1;
+  require(have == count && !trailing,
+          name + ": IDX data has " + (trailing ? "more than " + std::to_string(count) : std::to_string(have)) +
+              " bytes, header promises " + std::to_string(count) + (trailing ? "" : " (truncated?)"));
   auto tensor = torch::empty(shape, torch::kUInt8);
-  std::memcpy(tensor.data_ptr<uint8_t>(), bytes.data() + offset, count);
+  if (count > 0) std::memcpy(tensor.data_ptr<uint8_t>(), data.data(), count);
   return tensor;
 }
 

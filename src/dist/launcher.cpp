@@ -13,6 +13,8 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -301,13 +303,21 @@ pid_t spawn(const std::string& program, CStrings& argv, CStrings& envp, const si
 
 void validate(const LaunchOptions& o) {
   require(o.nproc >= 1 && o.nproc <= 4096, fmt::format("launch: --nproc {}: must be in [1, 4096]", o.nproc));
-  require(o.nnodes >= 1, fmt::format("launch: --nnodes {}: must be at least 1", o.nnodes));
+  // WORLD_SIZE = nproc * nnodes must fit what the ranks accept (process_group.cpp reads it
+  // as an integer in [1, 2^20]); checked in 64 bits, so no product wraps negative.
+  require(o.nnodes >= 1 && o.nnodes <= (1 << 20),
+          fmt::format("launch: --nnodes {}: must be in [1, {}]", o.nnodes, 1 << 20));
+  require(int64_t{o.nproc} * int64_t{o.nnodes} <= (1 << 20),
+          fmt::format("launch: --nproc {} x --nnodes {}: more than {} ranks in all", o.nproc,
+                      o.nnodes, 1 << 20));
   require(o.node_rank >= 0 && o.node_rank < o.nnodes,
           fmt::format("launch: --node_rank {}: must be in [0, {})", o.node_rank, o.nnodes));
   require(o.master_port >= 1 && o.master_port <= 65535,
           fmt::format("launch: --master_port {}: must be in [1, 65535]", o.master_port));
   require(!o.master_addr.empty(), "launch: --master_addr must not be empty");
-  require(o.grace_seconds >= 0, "launch: --grace_period must not be negative");
+  require(std::isfinite(o.grace_seconds) && o.grace_seconds >= 0 && o.grace_seconds <= 86400,
+          fmt::format("launch: --grace_period {}: must be a number of seconds in [0, 86400]",
+                      o.grace_seconds));
   require(!o.command.empty(), "launch: no command to run (put it after --)");
 }
 

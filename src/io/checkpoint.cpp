@@ -1,5 +1,6 @@
 #include "io/checkpoint.h"
 
+#include <cmath>
 #include <cstdio>
 #include <string_view>
 
@@ -156,10 +157,19 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
   Checkpoint ckpt;
   ckpt.iteration = parse_number<int64_t>(label, "iteration",
                                          metadata_entry(label, metadata, "iteration"), to_int64);
+  require(ckpt.iteration >= 0,
+          label + ": checkpoint metadata 'iteration' is negative (" + std::to_string(ckpt.iteration) + ")");
   ckpt.config = json_entry(label, metadata, "config");
   ckpt.trainer = json_entry(label, metadata, "trainer");
-  if (auto it = metadata.find("best_acc"); it != metadata.end())
+  require(ckpt.config.is_object(), label + ": checkpoint metadata 'config' is not a JSON object");
+  require(ckpt.trainer.is_object(), label + ": checkpoint metadata 'trainer' is not a JSON object");
+  if (auto it = metadata.find("best_acc"); it != metadata.end()) {
     ckpt.best_acc = parse_number<double>(label, "best_acc", it->second, to_double);
+    // An accuracy is a fraction; NaN, infinities and anything outside [0, 1] are corrupt.
+    require(std::isfinite(*ckpt.best_acc) && *ckpt.best_acc >= 0 && *ckpt.best_acc <= 1,
+            label + ": checkpoint metadata 'best_acc' is not an accuracy in [0, 1] ('" + it->second +
+                "')");
+  }
   split_tensors(label, std::move(content.tensors), ckpt);
   return ckpt;
 }

@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/random.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "common/error.h"
@@ -60,10 +63,41 @@ std::filesystem::path folder_of(const std::filesystem::path& path) {
 }
 
 // Makes the rename itself durable; without it a power cut may forget the new name.
-void fsync_folder(const std::filesystem::path& folder) {
+// Filesystems that cannot sync a folder say EINVAL (or refuse to open it read-only with
+// EACCES); there the data itself is synced and that is the best available. Any other
+// failure (EIO: the disk lost the write) is reported.
+void fsync_folder(const std::filesystem::path& folder, const std::string& label) {
   UniqueFd fd(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return;  // some filesystems refuse to open folders; the data is synced
-  ::fsync(fd.get());
+  if (!fd.valid()) {
+    if (errno == EACCES) return;
+    throw UserError(label + ": cannot open its folder to sync it (" + errno_text(errno) + ")");
+  }
+  if (::fsync(fd.get()) != 0 && errno != EINVAL && errno != EROFS)
+    throw UserError(label + ": syncing its folder failed (" + errno_text(errno) + ")");
+}
+
+constexpr std::string_view kTemporarySuffix = ".lth-tmp";
+
+// A fresh name in the target's folder (so the rename stays within one filesystem):
+// ".<name>.<16 random hex>.lth-tmp". Created with O_EXCL | O_NOFOLLOW, so a file or
+// symlink planted under a predictable name can neither be truncated nor written through.
+UniqueFd create_temporary(const std::filesystem::path& path, std::filesystem::path* tmp) {
+  const std::string label = path.string();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    uint64_t random = 0;
+    if (::getrandom(&random, sizeof random, 0) != static_cast<ssize_t>(sizeof random))
+      random = (static_cast<uint64_t>(::getpid()) << 32) ^ static_cast<uint64_t>(attempt) ^
+               reinterpret_cast<uintptr_t>(&random);
+    char suffix[24];
+    std::snprintf(suffix, sizeof suffix, ".%016llx", static_cast<unsigned long long>(random));
+    *tmp = folder_of(path) /
+           ("." + path.filename().string() + suffix + std::string(kTemporarySuffix));
+    UniqueFd fd(
+        ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (fd.valid()) return fd;
+    if (errno != EEXIST) throw UserError(label + ": cannot write (" + errno_text(errno) + ")");
+  }
+  throw UserError(label + ": cannot create a temporary file next to it");
 }
 
 // Removes the temporary unless the write got as far as renaming it.
@@ -87,9 +121,8 @@ class TemporaryFile {
 void write_file_atomically(const std::filesystem::path& path,
                            const std::function<void(FileSink&)>& fill) {
   const std::string label = path.string();
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) throw UserError(label + ": cannot write (" + errno_text(errno) + ")");
+  std::filesystem::path tmp;
+  UniqueFd fd = create_temporary(path, &tmp);
   TemporaryFile guard(tmp);
   FileSink sink(fd.get(), label);
   fill(sink);
@@ -99,7 +132,35 @@ void write_file_atomically(const std::filesystem::path& path,
     throw UserError(label + ": cannot rename the temporary file into place (" + errno_text(errno) +
                     ")");
   guard.commit();
-  fsync_folder(folder_of(path));
+  fsync_folder(folder_of(path), label);
+}
+
+bool is_stale_temporary(const std::filesystem::path& path) {
+  const std::string name = path.filename().string();
+  if (name.size() > kTemporarySuffix.size() + 1 && name[0] == '.' &&
+      name.compare(name.size() - kTemporarySuffix.size(), kTemporarySuffix.size(),
+                   kTemporarySuffix) == 0)
+    return true;
+  // Older lth versions wrote "<name>.tmp" next to the files below.
+  for (const char* legacy : {".safetensors.tmp", ".toml.tmp", ".json.tmp", ".jsonl.tmp"}) {
+    const size_t n = std::strlen(legacy);
+    if (name.size() > n && name.compare(name.size() - n, n, legacy) == 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::filesystem::path> remove_stale_temporaries(const std::filesystem::path& folder) {
+  std::vector<std::filesystem::path> removed;
+  std::error_code ec;
+  // No symlinks followed: only what really lives under `folder` is touched.
+  for (auto it = std::filesystem::recursive_directory_iterator(folder, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec) && !it->is_symlink(type_ec)) continue;
+    if (!is_stale_temporary(it->path())) continue;
+    if (::unlink(it->path().c_str()) == 0) removed.push_back(it->path());
+  }
+  return removed;
 }
 
 void write_text_atomically(const std::filesystem::path& path, std::string_view text) {
@@ -110,7 +171,8 @@ namespace {
 
 UniqueFd open_for_reading(const std::filesystem::path& path, size_t* size) {
   const std::string label = path.string();
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO under a checkpoint's name is refused below, not waited on.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
     const int error = errno;
     if (error == ENOENT) throw UserError(label + ": no such file");
@@ -120,6 +182,7 @@ UniqueFd open_for_reading(const std::filesystem::path& path, size_t* size) {
   if (::fstat(fd.get(), &st) != 0)
     throw UserError(label + ": cannot stat (" + errno_text(errno) + ")");
   if (S_ISDIR(st.st_mode)) throw UserError(label + ": is a folder, not a file");
+  if (!S_ISREG(st.st_mode)) throw UserError(label + ": not a regular file");
   *size = static_cast<size_t>(st.st_size);
   return fd;
 }

@@ -45,12 +45,21 @@ class FileSink {
   std::string label_;
 };
 
-// Writes `path` atomically: fills "<path>.tmp" (created or truncated) through `fill`,
-// fsyncs it, renames it over `path` and fsyncs the folder. On any failure the temporary
-// is removed, `path` is left as it was, and UserError names the file.
+// Writes `path` atomically: fills a fresh temporary in the same folder,
+// ".<name>.<random>.lth-tmp", created exclusively without following symlinks, through
+// `fill`; fsyncs it, renames it over `path` and fsyncs the folder. On any failure
+// (including a full disk) the temporary is removed, `path` is left as it was, and
+// UserError names the file.
 void write_file_atomically(const std::filesystem::path& path,
                            const std::function<void(FileSink&)>& fill);
 void write_text_atomically(const std::filesystem::path& path, std::string_view text);
+
+// Whether `path` is a temporary an interrupted atomic write left behind (this version's
+// ".<name>.<random>.lth-tmp" or an older version's "<name>.safetensors.tmp" and the like).
+bool is_stale_temporary(const std::filesystem::path& path);
+// Removes such temporaries anywhere under `folder` (symlinks are not followed); returns
+// what it removed. Only call it while holding the folder's RunFolderLock.
+std::vector<std::filesystem::path> remove_stale_temporaries(const std::filesystem::path& folder);
 
 // The whole file in one buffer (no zero-fill of the buffer first: checkpoints are large).
 struct FileBytes {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "common/error.h"
@@ -49,6 +50,9 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 }
 
 constexpr size_t kLengthBytes = 8;
+// The reference implementation refuses headers over 100 MB (MAX_HEADER_SIZE); so do we,
+// before allocating anything for one.
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr const char* kMetadataKey = "__metadata__";
 
 // ---- reading -------------------------------------------------------------------------
@@ -68,6 +72,9 @@ class HeaderParser {
            " bytes, the 8-byte header length alone needs 8)");
     uint64_t length = 0;
     std::memcpy(&length, bytes, kLengthBytes);
+    if (length > kMaxHeaderBytes)
+      fail("header length " + std::to_string(length) + " exceeds the format's limit of " +
+           std::to_string(kMaxHeaderBytes) + " bytes");
     if (length > file_size - kLengthBytes)
       fail("header length " + std::to_string(length) + " is larger than the rest of the file (" +
            std::to_string(file_size - kLengthBytes) + " bytes): truncated or not safetensors");
@@ -76,8 +83,22 @@ class HeaderParser {
 
   SafetensorsHeader parse(const unsigned char* header, uint64_t length, size_t file_size) const {
     nlohmann::json json;
+    // JSON allows a key twice and keeps the last; the reference refuses such a header, and
+    // so do we: two descriptions of one tensor mean the file is not what it claims.
+    std::vector<std::set<std::string>> keys;  // one set per open object
+    const auto no_duplicates = [&](int, nlohmann::json::parse_event_t event,
+                                   nlohmann::json& parsed) {
+      using Event = nlohmann::json::parse_event_t;
+      if (event == Event::object_start) keys.emplace_back();
+      if (event == Event::object_end && !keys.empty()) keys.pop_back();
+      if (event == Event::key && !keys.empty()) {
+        const auto& key = parsed.get_ref<const std::string&>();
+        if (!keys.back().insert(key).second) fail("header names '" + key + "' twice");
+      }
+      return true;
+    };
     try {
-      json = nlohmann::json::parse(header, header + length);
+      json = nlohmann::json::parse(header, header + length, no_duplicates);
     } catch (const nlohmann::json::exception& e) {
       fail(std::string("header is not valid JSON (") + e.what() + ")");
     }
