@@ -11,6 +11,7 @@ packages=(
   libplplot-dev plplot-driver-cairo
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy             # the independent checkpoint reader used by tests
+  python3-protobuf                  # the independent TFRecord/Example/Event writer and reader used by tests
   dataset-fashion-mnist             # the embedded default's data
 )
 missing=()

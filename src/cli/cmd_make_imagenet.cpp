@@ -7,6 +7,10 @@
 
 #include "cli/commands.h"
 #include "data/imagenet/synthetic_imagenet.h"
+#include "data/shards/convert.h"
+#include "common/error.h"
+
+#include <filesystem>
 
 namespace lth::cli {
 
@@ -29,9 +33,35 @@ void add_make_imagenet_command(CLI::App& app) {
   cmd->add_option("--quality", o->quality, "JPEG quality")->capture_default_str();
   cmd->add_flag("--no_odd_files", *no_odd,
                 "leave out the grayscale/CMYK/PNG/truncated/empty files");
-  cmd->callback([o, no_odd, out] {
+  auto format = std::make_shared<std::string>("folders");
+  auto shard_size = std::make_shared<int64_t>(64);
+  cmd->add_option("--format", *format,
+                  "folders, tfrecord (a TFDS data dir) or webdataset (tar shards); shards are "
+                  "converted from the same pictures (lth make-shards)")
+      ->capture_default_str();
+  cmd->add_option("--shard_size", *shard_size, "samples per shard (tfrecord, webdataset)")->capture_default_str();
+  cmd->callback([o, no_odd, out, format, shard_size] {
     o->out = *out;
     o->odd_files = !*no_odd;
+    if (*format != "folders") {
+      // The folder layout goes to a scratch folder next to --out, then into shards.
+      data::shards::ConvertOptions c;
+      c.format = data::shards::parse_shard_format(*format);
+      c.to = *out;
+      c.shard_size = *shard_size;
+      c.from = std::filesystem::path(*out).lexically_normal().string() + ".folders.tmp";
+      require(!std::filesystem::exists(c.to) || std::filesystem::is_empty(c.to),
+              "--out " + *out + " exists and is not empty");
+      std::filesystem::remove_all(c.from);
+      o->out = c.from;
+      const auto report = data::imagenet::make_synthetic_imagenet(*o);
+      for (const auto& [set, n] : data::shards::convert_folders_to_shards(c))
+        std::cout << set << ": " << n << " samples\n";
+      std::filesystem::copy_file(c.from / "manifest.json", c.to / "manifest.json");
+      std::filesystem::remove_all(c.from);
+      std::cout << report.bytes << " bytes of pictures as " << *format << " shards in " << *out << "\n";
+      return;
+    }
     const auto report = data::imagenet::make_synthetic_imagenet(*o);
     for (const auto& [layout, n] : report.images) std::cout << layout << ": " << n << " files\n";
     for (const auto& [kind, path] : report.odd_files)

@@ -36,6 +36,7 @@ struct TrainFlags {
   std::string periodic_ckpt = "false";
   std::string mixed_precision = "false";
   std::string strict_data = "false";
+  std::string tensorboard = "true";
 };
 
 void add_flags(CLI::App* cmd, TrainFlags& f) {
@@ -69,6 +70,14 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--micro_batch", c.micro_batch, "gradient-accumulation chunk (0 = off)")->capture_default_str();
   cmd->add_option("--image_size", c.image_size, "input size (0 = the dataset's native size)")->capture_default_str();
   cmd->add_option("--strict_data", f.strict_data, "unreadable samples are errors")->capture_default_str();
+  cmd->add_option("--shard_order", c.shard_order,
+                  "TFDS/WebDataset shards: stream (each rank its own files, shuffle buffer) or global "
+                  "(one permutation of all samples, as folders)")
+      ->capture_default_str();
+  cmd->add_option("--shuffle_buffer", c.shuffle_buffer, "shards in stream order: shuffle buffer (records)")
+      ->capture_default_str();
+  cmd->add_option("--tensorboard", f.tensorboard, "write TensorBoard event files next to metrics.jsonl")
+      ->capture_default_str();
   cmd->add_option("--prunable", c.prunable, "prunable set: conv, conv+linear, all")->capture_default_str();
   cmd->add_option("--strategy", c.strategy, "pruning strategy")->capture_default_str();
   cmd->add_option("--threads", c.threads, "intra-op threads (0 = all cores)")->capture_default_str();
@@ -87,6 +96,7 @@ imp::ImpConfig resolve(TrainFlags& f) {
   }
   c.mixed_precision = parse_bool("--mixed_precision", f.mixed_precision);
   c.strict_data = parse_bool("--strict_data", f.strict_data);
+  c.tensorboard = parse_bool("--tensorboard", f.tensorboard);
   c.cycle_iterations = f.optim_ni;
   c.pruning_ratio = f.pruning_ratio;
   require(f.optim_ni > 0, "--optim_ni must be positive");

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   lth::cli::add_info_command(app);
   lth::cli::add_eval_command(app);
   lth::cli::add_make_imagenet_command(app);
+  lth::cli::add_make_shards_command(app);
   lth::cli::add_launch_command(app);
   try {
     app.parse(argc, argv);

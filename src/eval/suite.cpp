@@ -8,6 +8,8 @@
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/folder_dataset.h"
 #include "data/imagenet/npy.h"
+#include "data/shards/imagenet_shards.h"
+#include "data/shards/webdataset.h"
 
 namespace lth::eval {
 
@@ -95,9 +97,10 @@ const std::vector<std::string>& standard_test_sets() {
 
 TestSuite discover_test_suite(const fs::path& data_root, const SuiteOptions& options) {
   std::error_code ec;
-  require(fs::is_directory(data_root, ec),
+  require(fs::is_directory(data_root, ec) || data::shards::looks_like_shard_pattern(data_root.string()),
           "--data_root " + data_root.string() + " is not a folder");
-  const auto index = img::ClassIndex::for_data_root(data_root);
+  // Folders, or TFDS / WebDataset shards (their label names / classes.txt): data/shards.
+  const auto index = data::shards::class_index_for_root(data_root.string());
   img::FolderOptions folder_options;
   folder_options.size = static_cast<int>(options.image_size);
   folder_options.train = false;
@@ -110,6 +113,13 @@ TestSuite discover_test_suite(const fs::path& data_root, const SuiteOptions& opt
     const fs::path dir = data_root / set.relative;
     std::shared_ptr<img::ImageFolderDataset> ds;
     if (fs::is_directory(dir, ec)) ds = open_folder(set, dir, index, folder_options);
+    if (!ds) {  // no folder: the set's TFDS build (or WebDataset val shards) instead
+      if (auto s = data::shards::find_shard_test_set(data_root.string(), set.name, index,
+                                                     options.image_size, options.strict)) {
+        suite.present.push_back(TestSet{set.name, s->path, s->dataset, s->dataset->class_subset()});
+        continue;
+      }
+    }
     if (!ds || ds->size() == 0) {
       suite.absent.push_back(AbsentSet{set.name, dir});
       continue;

@@ -102,6 +102,9 @@ const std::vector<ConfigField>& config_fields() {
       {"data.root", &C::data_root, false, "data folder (empty = the dataset's default)"},
       {"data.image_size", &C::image_size, true, "input size (0 = native)"},
       {"data.strict", &C::strict_data, false, "unreadable samples are errors, not skips"},
+      {"data.shard_order", &C::shard_order, true,
+       "shards: 'stream' (each rank its own files, shuffle buffer) or 'global' (as folders)"},
+      {"data.shuffle_buffer", &C::shuffle_buffer, true, "shards in stream order: shuffle buffer (records)"},
       {"model.name", &C::model, true, "network"},
       {"model.width", &C::width, true, "width multiplier (ResNets)"},
       {"train.batch_size", &C::batch_size, true, "global batch size"},
@@ -128,6 +131,7 @@ const std::vector<ConfigField>& config_fields() {
       {"run.seed", &C::seed, true, "seed (-1 = draw one)"},
       {"run.threads", &C::threads, false, "intra-op threads (0 = all cores)"},
       {"run.device", &C::device, false, "auto, cpu or cuda"},
+      {"run.tensorboard", &C::tensorboard, false, "write TensorBoard event files in every run folder"},
       {"run.stop_after", &C::stop_after, false, "stop resumably after N iterations (0 = off)"},
   };
   return fields;
@@ -222,6 +226,9 @@ std::vector<std::string> conflicts(const ImpConfig& stored, const ImpConfig& req
 
 void validate(const ImpConfig& c) {
   require(c.batch_size > 0, "train.batch_size must be positive");
+  require(c.shard_order == "stream" || c.shard_order == "global",
+          "data.shard_order must be 'stream' or 'global', not '" + c.shard_order + "'");
+  require(c.shuffle_buffer >= 0, "data.shuffle_buffer must be >= 0");
   require(c.lr >= 0, "train.lr must be >= 0");
   require(c.eval_every > 0, "train.eval_every must be positive");
   require(c.eval_batch_size > 0, "train.eval_batch_size must be positive");

@@ -18,6 +18,8 @@ struct ImpConfig {
   std::string data_root;
   int64_t image_size = 0;  // 0 = the dataset's native size
   bool strict_data = false;
+  std::string shard_order = "stream";  // shards: "stream" (per-rank files) or "global"
+  int64_t shuffle_buffer = 10000;      // shards in stream order: records in the shuffle buffer
   // [model]
   std::string model = "lenet300_100";
   int64_t width = 1;
@@ -49,6 +51,7 @@ struct ImpConfig {
   int64_t threads = 0;           // 0 = all cores
   int64_t stop_after = 0;        // stop resumably after this many iterations (0 = off)
   std::string device = "auto";
+  bool tensorboard = true;  // also write TensorBoard event files next to metrics.jsonl
 };
 
 using FieldPtr = std::variant<std::string ImpConfig::*, int64_t ImpConfig::*, double ImpConfig::*,

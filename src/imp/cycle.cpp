@@ -77,6 +77,7 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
   if (auto done = completed_summary(plan.dir)) return *done;
   const bool root = experiment.comm()->is_root();
   train::RunLog log(plan.dir, root);
+  log.set_tensorboard(experiment.config().tensorboard);
   auto net = experiment.make_network();
   net->to(experiment.device());
   auto masks = pruning::dense_masks(*net, pruning::parse_prunable_set(experiment.config().prunable));
@@ -109,6 +110,8 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
   summary["best_val_acc"] = trained.best_acc;
   summary["best_iteration"] = trained.best_iteration;
   summary["diverged"] = trained.diverged;
+  log.event("cycle", {{"iteration", plan.iterations}, {"cycle", plan.cycle},
+                      {"density", summary["density"]}, {"best_val_acc", trained.best_acc}});
   summary["test"] = plan.test_at_end ? test_best(experiment, *net, plan.dir, log) : nlohmann::json::object();
   summary["complete"] = true;
   if (root) io::write_text_atomically(plan.dir / "summary.json", summary.dump(2) + "\n");

@@ -19,6 +19,8 @@ data::DataConfig data_config(const ImpConfig& c) {
   d.root = c.data_root;
   d.image_size = c.image_size;
   d.strict = c.strict_data;
+  d.shard_order = c.shard_order;
+  d.shuffle_buffer = c.shuffle_buffer;
   d.seed = static_cast<uint64_t>(c.seed);
   return d;
 }

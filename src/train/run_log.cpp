@@ -1,6 +1,7 @@
 #include "train/run_log.h"
 
 #include "io/file_util.h"
+#include "io/tensorboard.h"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -38,6 +39,40 @@ void RunLog::event(const std::string& name, nlohmann::json fields) {
   std::ofstream out(dir_ / "metrics.jsonl", std::ios::app);
   out << fields.dump() << '\n';
   out.flush();
+  if (tensorboard_on_) tensorboard_event(name, fields);
+}
+
+void RunLog::tensorboard_event(const std::string& name, const nlohmann::json& fields) {
+  // Tags group by prefix in TensorBoard's UI: train/, val/, test/<set>/, cycle/.
+  std::vector<std::pair<std::string, double>> values;
+  const auto add = [&](const std::string& tag, const char* key) {
+    if (fields.contains(key) && fields[key].is_number()) values.emplace_back(tag, fields[key].get<double>());
+  };
+  int64_t step = last_step_;
+  if (name == "eval") {
+    step = last_step_ = fields.value("iteration", int64_t{0});
+    add("train/loss", "train_loss");
+    add("train/lr", "lr");
+    add("train/images_per_sec", "images_per_sec");
+    add("val/acc", "val_acc");
+    add("val/nll", "val_nll");
+    add("val/ece", "val_ece");
+    add("val/best_acc", "best_acc");
+  } else if (name == "cycle") {
+    step = cycle_ = fields.value("cycle", int64_t{0});
+    add("cycle/density", "density");
+    add("cycle/best_val_acc", "best_val_acc");
+  } else if (name == "test") {
+    // By cycle number when known, so each set's accuracy reads across the cycle folders.
+    if (cycle_ >= 0) step = cycle_;
+    const std::string set = fields.value("set", "test");
+    add("test/" + set + "/acc", "acc");
+    add("test/" + set + "/nll", "nll");
+    add("test/" + set + "/ece", "ece");
+  }
+  if (values.empty()) return;
+  if (!tensorboard_) tensorboard_ = std::make_unique<io::TensorBoardWriter>(dir_);
+  tensorboard_->scalars(values, step);
 }
 
 void RunLog::truncate_after(int64_t iteration) {
@@ -56,6 +91,10 @@ void RunLog::truncate_after(int64_t iteration) {
   std::string text;
   for (const auto& line : kept) text += line + '\n';
   io::write_text_atomically(path, text);
+  if (tensorboard_on_) {
+    if (!tensorboard_) tensorboard_ = std::make_unique<io::TensorBoardWriter>(dir_);
+    tensorboard_->truncate_after(iteration);
+  }
 }
 
 }  // namespace lth::train

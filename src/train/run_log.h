@@ -13,6 +13,10 @@ namespace spdlog {
 class logger;
 }
 
+namespace lth::io {
+class TensorBoardWriter;
+}
+
 namespace lth::train {
 
 class RunLog {
@@ -24,8 +28,12 @@ class RunLog {
   void warn(const std::string& message);
   // Appends {"event": name, ...fields} to metrics.jsonl and flushes it.
   void event(const std::string& name, nlohmann::json fields);
-  // Removes metrics events whose "iteration" is greater than `iteration`.
+  // Removes metrics events whose "iteration" is greater than `iteration` (and likewise
+  // from the TensorBoard events file).
   void truncate_after(int64_t iteration);
+  // TensorBoard scalars (on by default): every event() also goes to the folder's events
+  // file, "eval" as train/ val/ series by iteration, "cycle" and "test" by cycle number.
+  void set_tensorboard(bool on) { tensorboard_on_ = on; }
   const std::filesystem::path& dir() const { return dir_; }
   bool writer() const { return writer_; }
 
@@ -33,6 +41,11 @@ class RunLog {
   std::filesystem::path dir_;
   bool writer_;
   std::shared_ptr<spdlog::logger> logger_;
+  bool tensorboard_on_ = true;
+  std::unique_ptr<io::TensorBoardWriter> tensorboard_;  // created on the first event
+  int64_t last_step_ = 0;   // of the last "eval" event
+  int64_t cycle_ = -1;      // of the last "cycle" event
+  void tensorboard_event(const std::string& name, const nlohmann::json& fields);
 };
 
 }  // namespace lth::train

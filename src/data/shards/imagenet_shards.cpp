@@ -165,7 +165,8 @@ DatasetPtr make_imagenet_any(const DataConfig& config, Split split) {
     }
     if (looks_like_shard_pattern(config.root)) {
       throw UserError("--data_root " + config.root + ": no " + (train ? "train" : "val") +
-                      " shard files match");
+                      " shard files match" +
+                      (train ? "" : " (the val split is the pattern with 'train' replaced by 'val')"));
     }
   }
   return img::make_imagenet_dataset(config, split);

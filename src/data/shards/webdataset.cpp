@@ -96,9 +96,23 @@ std::optional<WebDatasetSplit> find_webdataset_split(const std::string& root, co
   if (looks_like_shard_pattern(root)) {
     std::string pattern = root;
     if (split != "train") {
-      const auto at = pattern.rfind("train");
-      if (at == std::string::npos) return std::nullopt;
-      pattern.replace(at, 5, split);
+      // "train" -> "val" in the file name and its folder's name (train/train-{..}.tar,
+      // imagenet-train-{..}.tar), not higher up (/data/training/...).
+      const auto slash = pattern.rfind('/');
+      const auto parent = slash == std::string::npos || slash == 0 ? std::string::npos : pattern.rfind('/', slash - 1);
+      const size_t from = parent == std::string::npos ? 0 : parent + 1;
+      bool replaced = false;
+      for (size_t at; (at = pattern.find("train", from)) != std::string::npos;) {
+        pattern.replace(at, 5, split);
+        replaced = true;
+      }
+      if (!replaced) return std::nullopt;
+      // Its shard count differs from train's: brace ranges become '*'.
+      for (size_t open; (open = pattern.find('{')) != std::string::npos;) {
+        const auto close = pattern.find('}', open);
+        if (close == std::string::npos) break;
+        pattern.replace(open, close - open + 1, "*");
+      }
     }
     for (const auto& entry : expand_braces(pattern)) {
       const fs::path p(entry);

@@ -3,8 +3,9 @@
 //   - a folder with train/*.tar and val/*.tar (or validation/*.tar), or with
 //     *train*.tar and *val*.tar side by side; or
 //   - a shard pattern, WebDataset's brace notation and/or a '*' in the file name:
-//     "DIR/imagenet-train-{000000..000146}.tar"; the val split is the same pattern with its
-//     last "train" replaced by "val" (the naming of the public ImageNet WebDataset shards).
+//     "DIR/imagenet-train-{000000..000146}.tar"; the val split is the same pattern with
+//     "train" replaced by "val" in the file and folder name and brace groups by '*'
+//     (DIR/imagenet-val-*.tar: the naming of the public ImageNet WebDataset shards).
 // Labels are the .cls members: class numbers in the class index, which is the canonical
 // ImageNet-1k list unless classes.txt (one wnid per line, sorted; `lth make-shards` writes it)
 // sits in the data root folder (the pattern's folder's parent for train/*.tar layouts).

@@ -1,0 +1,41 @@
+// `lth make-shards --from ROOT --to DIR --format tfrecord|webdataset [--shard_size N]`: a data
+// root in the folder layout as shards that `--data_root DIR` then reads (data/shards/convert.h):
+// a TFDS data dir (imagenet2012, imagenet_v2, imagenet_r, imagenet_a, imagenet_sketch) or
+// WebDataset tars (train/, val/, classes.txt). Samples keep the folder reader's order.
+// Declared in cli/commands.h: void add_make_shards_command(CLI::App& app);
+#include <iostream>
+
+#include "cli/commands.h"
+#include "data/shards/convert.h"
+
+namespace lth::cli {
+
+void add_make_shards_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("make-shards",
+                                 "Convert a folder-layout data root to TFDS TFRecord or WebDataset tar shards");
+  struct Flags {
+    std::string from, to, format = "tfrecord";
+    int64_t shard_size = 1024;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--from", f->from, "data root in the folder layout (imagenet/train, imagenet/val, ...)")
+      ->required();
+  cmd->add_option("--to", f->to, "folder to create (must not exist or be empty)")->required();
+  cmd->add_option("--format", f->format, "tfrecord (a TFDS data dir) or webdataset (tar shards)")
+      ->capture_default_str();
+  cmd->add_option("--shard_size", f->shard_size, "samples per shard (TFDS's ImageNet has ~1251)")
+      ->capture_default_str();
+  cmd->callback([f] {
+    data::shards::ConvertOptions o;
+    o.from = f->from;
+    o.to = f->to;
+    o.format = data::shards::parse_shard_format(f->format);
+    o.shard_size = f->shard_size;
+    for (const auto& [set, n] : data::shards::convert_folders_to_shards(o)) {
+      std::cout << set << ": " << n << " samples\n";
+    }
+    std::cout << "written to " << f->to << "\n";
+  });
+}
+
+}  // namespace lth::cli
