@@ -78,11 +78,11 @@ std::vector<std::string> expand_braces(const std::string& pattern) {
   require(close != std::string::npos, "shard pattern " + pattern + ": unbalanced '{'");
   const std::string head = pattern.substr(0, open), body = pattern.substr(open + 1, close - open - 1);
   require(body.find('{') == std::string::npos, "shard pattern " + pattern + ": nested braces");
-  std::vector<std::string> out;
-  for (const auto& tail : expand_braces(pattern.substr(close + 1))) {
-    for (const auto& alt : alternatives(body, pattern)) out.push_back(head + alt + tail);
+  std::vector<std::string> out;  // in the pattern's order, as WebDataset lists shards
+  const auto tails = expand_braces(pattern.substr(close + 1));
+  for (const auto& alt : alternatives(body, pattern)) {
+    for (const auto& tail : tails) out.push_back(head + alt + tail);
   }
-  std::stable_sort(out.begin(), out.end());
   return out;
 }
 
