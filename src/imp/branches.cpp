@@ -73,6 +73,8 @@ int64_t rewind_iteration(const std::string& name) {
   if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) return -1;
   const auto digits = name.substr(prefix.size());
   if (digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  // std::stoll would throw out_of_range (an internal error) on 20 digits.
+  require(digits.size() <= 12, "imp.branches: '" + name + "': rewind iteration out of range");
   return std::stoll(digits);
 }
 

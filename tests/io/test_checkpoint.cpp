@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "io/checkpoint.h"
@@ -151,7 +154,8 @@ TEST(Checkpoint, AtomicAgainstLeftoverTemporary) {
   ckpt.iteration = 48000;
   save_checkpoint(file, ckpt);
   EXPECT_EQ(load_checkpoint(file).iteration, 48000);
-  EXPECT_FALSE(std::filesystem::exists(file.string() + ".tmp"));
+  // Saves write to fresh exclusive names: the leftover is never written through.
+  EXPECT_EQ(testing::read_bytes(file.string() + ".tmp"), std::string(100, 'x'));
 }
 
 TEST(Checkpoint, FailedSaveKeepsThePreviousFile) {
@@ -159,10 +163,24 @@ TEST(Checkpoint, FailedSaveKeepsThePreviousFile) {
   const auto file = dir / "last.safetensors";
   save_checkpoint(file, sample_checkpoint());
   const std::string before = testing::read_bytes(file);
-  std::filesystem::create_directory(file.string() + ".tmp");  // makes the next save fail
   Checkpoint next = sample_checkpoint();
   next.iteration = 1;
-  EXPECT_THROW(save_checkpoint(file, next), UserError);
+  // A child with no descriptor to spare (RLIMIT_NOFILE 3) cannot create the temporary.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    const rlimit limit{3, 3};
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(3);
+    try {
+      save_checkpoint(file, next);
+    } catch (const UserError&) {
+      ::_exit(0);
+    }
+    ::_exit(1);
+  }
+  int status = -1;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the save succeeded, 3: setrlimit failed";
   EXPECT_EQ(testing::read_bytes(file), before);
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "io/file_util.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 
@@ -275,15 +276,19 @@ TEST(Safetensors, AcceptsFilesWithoutPaddingOrTensors) {
 
 // ---- atomic writes -------------------------------------------------------------------
 
-TEST(Safetensors, LeftoverTemporaryIsIgnoredAndOverwritten) {
+// Writes go to fresh exclusive temporaries, never to a predictable name: a leftover (or
+// planted) "<name>.tmp" is not touched by them; the run folder's lock removes leftovers.
+TEST(Safetensors, LeftoverTemporaryIsIgnoredAndNeverWrittenThrough) {
   ScratchDir dir;
   const auto file = dir / "a.safetensors";
   write_safetensors(file, {{"x", torch::ones({4})}}, {});
   write_bytes(dir / "a.safetensors.tmp", "torn write from a crashed process");
   EXPECT_TRUE(torch::equal(read_safetensors(file).tensors.at("x"), torch::ones({4})));
   write_safetensors(file, {{"x", torch::zeros({2})}}, {});
-  EXPECT_FALSE(std::filesystem::exists(dir / "a.safetensors.tmp"));
+  EXPECT_EQ(read_bytes(dir / "a.safetensors.tmp"), "torn write from a crashed process");
   EXPECT_TRUE(torch::equal(read_safetensors(file).tensors.at("x"), torch::zeros({2})));
+  EXPECT_EQ(remove_stale_temporaries(dir.path()).size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir / "a.safetensors.tmp"));
 }
 
 // Failing writes must leave the previous file byte-for-byte and no temporary behind.
@@ -295,7 +300,8 @@ class FailedWrite : public ::testing::Test {
   }
   void expect_old_file_intact() {
     EXPECT_EQ(read_bytes(file_), old_);
-    EXPECT_FALSE(std::filesystem::exists(file_.string() + ".tmp"));
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
+      EXPECT_FALSE(is_stale_temporary(entry.path())) << entry.path();
   }
   ScratchDir dir_;
   std::filesystem::path file_ = dir_ / "a.safetensors";
@@ -328,16 +334,25 @@ TEST_F(FailedWrite, ReadOnlyFolder) {
   expect_old_file_intact();
 }
 
+// No descriptor left (RLIMIT_NOFILE at the three standard streams, in a child): the
+// temporary cannot be created, for root too.
 TEST_F(FailedWrite, TemporaryCannotBeCreated) {
-  std::filesystem::create_directory(file_.string() + ".tmp");  // fails for root too
-  try {
-    write_safetensors(file_, {{"x", torch::zeros({4})}}, {});
-    ADD_FAILURE() << "write succeeded";
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find(file_.string() + ": cannot write"), std::string::npos)
-        << e.what();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    const rlimit limit{3, 3};
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(3);
+    try {
+      write_safetensors(file_, {{"x", torch::zeros({4})}}, {});
+    } catch (const UserError& e) {
+      ::_exit(std::string(e.what()).find(file_.string() + ": cannot write") != std::string::npos ? 0 : 2);
+    }
+    ::_exit(1);
   }
-  EXPECT_EQ(read_bytes(file_), old_);
+  int status = -1;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: write succeeded, 2: wrong message, 3: setrlimit failed";
+  expect_old_file_intact();
 }
 
 // A file size limit makes write() fail half-way, as a full disk would.

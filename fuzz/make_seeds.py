@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""Writes the seed corpus of every fuzz harness into fuzz/corpus/<harness>/.
+
+Small valid files of each kind (what the fuzzer mutates from), made with NumPy, zlib and
+libjpeg-turbo's cjpeg. Re-running it rewrites the same files. Usage: fuzz/make_seeds.py
+"""
+import gzip, io, json, os, struct, subprocess, zlib
+import numpy as np
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(harness, name, data):
+    d = os.path.join(ROOT, "corpus", harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def npy(array, version=(1, 0)):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, version=version)
+    return buf.getvalue()
+
+
+rng = np.random.default_rng(0)
+put("fuzz_npy", "images_u1.npy", npy(rng.integers(0, 255, (2, 5, 4, 3), dtype=np.uint8)))
+put("fuzz_npy", "labels_i8.npy", npy(np.array([3, 1, 4], dtype=np.int64)))
+put("fuzz_npy", "v2_f4.npy", npy(np.zeros((2, 3), dtype=np.float32), version=(2, 0)))
+put("fuzz_npy", "u2.npy", npy(np.arange(6, dtype=np.uint16).reshape(3, 2)))
+put("fuzz_npy", "scalar.npy", npy(np.array(7, dtype=np.uint8)))
+
+
+def safetensors(tensors, metadata=None):
+    header, blobs, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, (dtype, shape, raw) in sorted(tensors.items()):
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+w = np.arange(6, dtype=np.float32).tobytes()
+put("fuzz_safetensors", "plain.safetensors", safetensors({"a": ("F32", [2, 3], w)}))
+put("fuzz_safetensors", "checkpoint.safetensors", safetensors(
+    {"fc.weight": ("F32", [2, 3], w), "mask/fc.weight": ("U8", [2, 3], bytes([1, 0, 1, 1, 0, 1])),
+     "momentum/fc.weight": ("F32", [2, 3], w), "fc.bias": ("BF16", [2], b"\0\0\0\0")},
+    {"format": "lth-checkpoint-1", "iteration": "100", "best_acc": "0.5",
+     "config": json.dumps({"model": {"name": "lenet300_100"}}),
+     "trainer": json.dumps({"iteration": 100, "epoch": 1, "batch": 2, "best_acc": 0.5,
+                            "best_iteration": 100, "window_loss_sum": 1.0, "window_count": 1})}))
+put("fuzz_safetensors", "empty.safetensors", safetensors({}))
+
+
+def idx(array):
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+put("fuzz_idx", "images-idx3-ubyte", idx(rng.integers(0, 255, (3, 4, 4))))
+put("fuzz_idx", "labels-idx1-ubyte", idx(np.array([1, 2, 3])))
+put("fuzz_idx", "images-idx3-ubyte.gz", gzip.compress(idx(rng.integers(0, 255, (2, 3, 3))), mtime=0))
+
+
+def ppm(w, h, gray=False):
+    pixels = rng.integers(0, 255, (h, w) if gray else (h, w, 3), dtype=np.uint8)
+    return (b"P5" if gray else b"P6") + b"\n%d %d\n255\n" % (w, h) + pixels.tobytes()
+
+
+def cjpeg(args, w, h, gray=False):
+    return subprocess.run(["cjpeg"] + args, input=ppm(w, h, gray), capture_output=True, check=True).stdout
+
+
+def png(w, h):
+    raw = b"".join(b"\0" + rng.integers(0, 255, w * 3, dtype=np.uint8).tobytes() for _ in range(h))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+# The first byte selects the transform (size, train/eval, DCT scaling): see fuzz_image.cpp.
+put("fuzz_image", "baseline.jpg", b"\x08" + cjpeg(["-quality", "80"], 24, 16))
+put("fuzz_image", "progressive.jpg", b"\x68" + cjpeg(["-progressive"], 40, 32))
+put("fuzz_image", "gray.jpg", b"\x25" + cjpeg([], 16, 16, gray=True))
+put("fuzz_image", "restart.jpg", b"\x41" + cjpeg(["-restart", "1", "-sample", "1x1"], 32, 24))
+put("fuzz_image", "rgb.png", b"\x30" + png(12, 9))
+
+with open(os.path.join(ROOT, "..", "configs", "imagenet_resnet50.toml"), "rb") as f:
+    put("fuzz_config", "imagenet_resnet50.toml", f.read())
+put("fuzz_config", "overrides.toml", b"[train]\nlr = 0.05\n[imp]\ncycles = 3\n\0train.momentum=0.8\nimp.branches=reinit\ndata.strict=yes")
+put("fuzz_config", "empty.toml", b"")
+
+put("fuzz_rendezvous", "two_ranks", b"WORLD_SIZE=2\nRANK=1\nLOCAL_RANK=1\nMASTER_ADDR=127.0.0.1\nMASTER_PORT=29500\n")
+put("fuzz_rendezvous", "timeout", b"WORLD_SIZE=4\nRANK=0\nMASTER_ADDR=node0\nMASTER_PORT=1\nLTH_DIST_TIMEOUT=60\nGLOO_SOCKET_IFNAME=eth0,eth1\n")
+put("fuzz_rendezvous", "single", b"WORLD_SIZE=1\n")
