@@ -10,6 +10,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libplplot-dev plplot-driver-cairo
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-dev             # libFuzzer + sanitizer runtimes (scripts/fuzz.sh)
   python3 python3-numpy             # the independent checkpoint reader used by tests
   python3-protobuf                  # the independent TFRecord/Example/Event writer and reader used by tests
   dataset-fashion-mnist             # the embedded default's data

@@ -1,5 +1,6 @@
 #include "train/run_log.h"
 
+#include "common/error.h"
 #include "io/file_util.h"
 #include "io/tensorboard.h"
 
@@ -7,6 +8,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <vector>
@@ -36,9 +41,15 @@ void RunLog::event(const std::string& name, nlohmann::json fields) {
   fields["event"] = name;
   fields["time"] = std::chrono::duration<double>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
-  std::ofstream out(dir_ / "metrics.jsonl", std::ios::app);
-  out << fields.dump() << '\n';
-  out.flush();
+  // One write(2) of the whole line on an O_APPEND descriptor, checked: a full disk or a
+  // vanished folder is a UserError naming the file, never a silently missing event.
+  const auto path = dir_ / "metrics.jsonl";
+  const std::string line = fields.dump() + '\n';
+  io::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (!fd.valid())
+    throw UserError(path.string() + ": cannot append (" + io::errno_text(errno) + ")");
+  io::FileSink(fd.get(), path.string()).write(line);
+  if (!fd.close()) throw UserError(path.string() + ": close failed (" + io::errno_text(errno) + ")");
   if (tensorboard_on_) tensorboard_event(name, fields);
 }
 
@@ -84,7 +95,11 @@ void RunLog::truncate_after(int64_t iteration) {
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) continue;  // a torn last line from a crash
-    if (j.contains("iteration") && j["iteration"].get<int64_t>() > iteration) continue;
+    // Only lth's own integer iterations are compared; an event whose "iteration" is not
+    // one (a hand edit) cannot be ordered and is kept as it is.
+    if (j.is_object() && j.contains("iteration") && j["iteration"].is_number_integer() &&
+        j["iteration"].get<int64_t>() > iteration)
+      continue;
     kept.push_back(line);
   }
   in.close();
