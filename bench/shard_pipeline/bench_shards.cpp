@@ -20,6 +20,8 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <functional>
+#include <map>
 #include <thread>
 
 #include "data/imagenet/synthetic_imagenet.h"
@@ -44,23 +46,29 @@ struct Rate {
   double wall = 0, cpu = 0;  // images per second / per CPU-second
 };
 
-template <typename F>
-Rate best_of(int rounds, int64_t images, F&& pass) {
-  pass();  // warm: page cache, allocator, decoder state
+// One measurement: `images` per call of `pass`. Rounds of all measurements are interleaved
+// (round 1 of every layout, then round 2, ...), so a load change on this shared machine
+// hits every layout alike; the best round of each is reported.
+struct Measure {
+  std::string layout, what;
+  int64_t images = 0;
+  std::function<void()> pass;
   Rate best;
-  for (int r = 0; r < rounds; ++r) {
-    const auto t0 = Clock::now();
-    const double c0 = cpu_seconds();
-    pass();
-    const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-    const double cpu = cpu_seconds() - c0;
-    best.wall = std::max(best.wall, images / wall);
-    best.cpu = std::max(best.cpu, images / cpu);
-  }
-  return best;
+};
+
+void run_round(Measure& m, bool timed) {
+  const auto t0 = Clock::now();
+  const double c0 = cpu_seconds();
+  m.pass();
+  if (!timed) return;
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = cpu_seconds() - c0;
+  m.best.wall = std::max(m.best.wall, m.images / wall);
+  m.best.cpu = std::max(m.best.cpu, m.images / cpu);
 }
 
-Rate loader_rate(lth::data::DatasetPtr ds, int workers, int rounds, int64_t batch) {
+Measure loader_measure(const std::string& layout, const std::string& what, lth::data::DatasetPtr ds,
+                       int workers, int64_t batch) {
   lth::data::LoaderOptions o;
   o.batch_size = batch;
   o.num_workers = workers;
@@ -68,37 +76,41 @@ Rate loader_rate(lth::data::DatasetPtr ds, int workers, int rounds, int64_t batc
   o.shuffle = true;
   o.drop_last = true;
   o.repeat = true;
-  lth::data::Loader loader(ds, o);
-  const int64_t per_epoch = loader.batches_per_epoch();
-  return best_of(rounds, per_epoch * batch, [&] {
-    for (int64_t b = 0; b < per_epoch; ++b) loader.next();
-  });
+  const int64_t per_epoch = lth::data::Loader(ds, lth::data::LoaderOptions{batch, 0}).batches_per_epoch();
+  // A fresh loader per pass: an idle one would prefetch while other layouts are measured.
+  return Measure{layout, what, per_epoch * batch, [ds, o, per_epoch] {
+                   lth::data::Loader loader(ds, o);
+                   for (int64_t b = 0; b < per_epoch; ++b) loader.next();
+                 }, {}};
 }
 
 // Folder layout: read each file whole (what the folder reader does before decoding).
-Rate folder_read_rate(const fs::path& root, int rounds) {
+Measure folder_read(const fs::path& root) {
   std::vector<fs::path> files;
   for (const auto& e : fs::recursive_directory_iterator(root / "imagenet/train"))
     if (e.is_regular_file()) files.push_back(e.path());
   std::sort(files.begin(), files.end());
-  std::vector<char> buf;
-  return best_of(rounds, static_cast<int64_t>(files.size()), [&] {
+  return Measure{"folders", "read", static_cast<int64_t>(files.size()), [files] {
+    std::vector<char> buf;
     for (const auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      buf.assign(std::istreambuf_iterator<char>(in), {});
+      std::ifstream in(f, std::ios::binary | std::ios::ate);
+      buf.resize(static_cast<size_t>(in.tellg()));
+      in.seekg(0);
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     }
-  });
+  }, {}};
 }
 
-Rate shard_read_rate(const sh::ShardDataset& ds, int rounds) {
-  return best_of(rounds, ds.size(), [&] {
-    for (int64_t i = 0; i < ds.size(); ++i) {
+Measure shard_read(const std::string& layout, lth::data::DatasetPtr keep) {
+  const auto* ds = dynamic_cast<const sh::ShardDataset*>(keep.get());
+  return Measure{layout, "read", ds->size(), [keep, ds] {
+    for (int64_t i = 0; i < ds->size(); ++i) {
       try {
-        (void)ds.raw(i);
+        (void)ds->raw(i);
       } catch (const std::exception&) {
       }
     }
-  });
+  }, {}};
 }
 
 lth::data::DatasetPtr open(const fs::path& root, const std::string& order) {
@@ -145,22 +157,40 @@ int main(int argc, char** argv) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nlohmann::json out = {{"images", g.classes * g.per_class}, {"size", size}, {"shard_size", shard_size},
                         {"rounds", rounds}, {"cores", cores}, {"batch", batch}};
-  std::cout << "| layout | read img/s (1 core) | train img/s 1 core | train img/CPU-s 1 core | train img/s "
-            << cores << " workers | stream order img/s " << cores << " workers |\n|---|--:|--:|--:|--:|--:|\n";
+  std::vector<Measure> measures;
   for (const auto& [name, dir] : {std::pair{"folders", base / "folders"}, std::pair{"tfrecord", base / "tfds"},
                                   std::pair{"webdataset tar", base / "wds"}}) {
     const auto ds = open(dir, "global");
-    const auto* shard = dynamic_cast<const sh::ShardDataset*>(ds.get());
-    const Rate read = shard ? shard_read_rate(*shard, rounds) : folder_read_rate(dir, rounds);
-    const Rate one = loader_rate(ds, 0, rounds, batch);
-    const Rate all = loader_rate(ds, cores, rounds, batch);
-    Rate stream;
-    if (shard) stream = loader_rate(open(dir, "stream"), cores, rounds, batch);
-    out[name] = {{"read_1core", read.wall}, {"train_1core", one.wall}, {"train_1core_per_cpu_s", one.cpu},
-                 {"train_all", all.wall}, {"stream_all", shard ? stream.wall : 0.0}};
-    std::printf("| %s | %.0f | %.1f | %.1f | %.1f | %s |\n", name, read.wall, one.wall, one.cpu, all.wall,
-                shard ? std::to_string(static_cast<int>(stream.wall + 0.5)).c_str() : "-");
-    std::fflush(stdout);
+    const bool shard = dynamic_cast<const sh::ShardDataset*>(ds.get()) != nullptr;
+    measures.push_back(shard ? shard_read(name, ds) : folder_read(dir));
+    measures.push_back(loader_measure(name, "train_1core", ds, 0, batch));
+    measures.push_back(loader_measure(name, "train_all", ds, cores, batch));
+    if (shard) measures.push_back(loader_measure(name, "stream_all", open(dir, "stream"), cores, batch));
+  }
+  for (auto& m : measures) run_round(m, false);  // warm: page cache, allocator, decoder
+  for (int r = 0; r < rounds; ++r) {
+    for (auto& m : measures) run_round(m, true);
+  }
+  std::cout << "Images per second of wall time (per CPU-second of this process in brackets), best of "
+            << rounds << " interleaved rounds\n\n"
+            << "| layout | read + check, 1 core | read + decode + train transform, 1 core | same, " << cores
+            << " workers | same, stream order, " << cores << " workers |\n|---|--:|--:|--:|--:|\n";
+  for (const char* layout : {"folders", "tfrecord", "webdataset tar"}) {
+    std::map<std::string, Rate> row;
+    for (const auto& m : measures) {
+      if (m.layout == layout) row[m.what] = m.best;
+    }
+    nlohmann::json j;
+    for (const auto& [what, r] : row) j[what] = {{"wall", r.wall}, {"per_cpu_s", r.cpu}};
+    out[layout] = j;
+    const auto cell = [&](const char* what) {
+      if (!row.count(what)) return std::string("-");
+      char text[64];
+      std::snprintf(text, sizeof text, "%.0f (%.0f)", row[what].wall, row[what].cpu);
+      return std::string(text);
+    };
+    std::printf("| %s | %s | %s | %s | %s |\n", layout, cell("read").c_str(), cell("train_1core").c_str(),
+                cell("train_all").c_str(), cell("stream_all").c_str());
   }
   if (!json_out.empty()) std::ofstream(json_out) << out.dump(2) << "\n";
   fs::remove_all(base);
