@@ -17,6 +17,17 @@ namespace fs = std::filesystem;
 namespace img = data::imagenet;
 namespace {
 
+// DataConfig::eval_transform (the train split read through the eval transform, for hold-out
+// sets) where this build's DataConfig has it; false otherwise.
+template <typename C>
+auto eval_transform_of(const C& c, int) -> decltype(static_cast<bool>(c.eval_transform)) {
+  return c.eval_transform;
+}
+template <typename C>
+bool eval_transform_of(const C&, long) {
+  return false;
+}
+
 int size_of(int64_t image_size) {
   return static_cast<int>(image_size == 0 ? img::kDefaultImageSize : image_size);
 }
@@ -148,17 +159,18 @@ img::ClassIndex class_index_for_root(const std::string& root) {
 
 DatasetPtr make_imagenet_any(const DataConfig& config, Split split) {
   const bool train = split == Split::Train;
+  const bool augment = train && !eval_transform_of(config, 0);  // random crop + flip
   if (auto dir = imagenet_tfds(config.root)) {
     const auto b = read_tfds_builder(*dir);
     const auto index = index_from_names(b.label_names, b.num_classes);
-    const auto options = read_options(&config, config.image_size, train, config.strict);
+    const auto options = read_options(&config, config.image_size, augment, config.strict);
     return open_tfds_split(b, train ? "train" : "validation", train ? "imagenet/train" : "imagenet",
                            index, options, false);
   }
   if (!config.root.empty()) {
     if (auto wds = find_webdataset_split(config.root, train ? "train" : "val")) {
       const auto index = webdataset_index(*wds);
-      auto options = read_options(&config, config.image_size, train, config.strict);
+      auto options = read_options(&config, config.image_size, augment, config.strict);
       options.num_classes = index.size();
       auto shards = index_webdataset_files(wds->files, config.strict);
       return std::make_shared<ShardDataset>(train ? "imagenet/train" : "imagenet", std::move(shards), options);
