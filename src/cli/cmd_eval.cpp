@@ -19,6 +19,7 @@
 #include "eval/suite.h"
 #include "imp/experiment.h"
 #include "io/checkpoint.h"
+#include "io/file_util.h"
 #include "models/network.h"
 #include "pruning/mask.h"
 
@@ -47,11 +48,18 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
+// A setting of the checkpoint's stored config; a value of the wrong JSON type (a hand-made
+// or hostile file) is a UserError naming the file and the key, not a JSON exception.
 template <typename T>
-T config_value(const nlohmann::json& config, const char* section, const char* key, T fallback) {
-  if (config.contains(section) && config[section].contains(key))
+T config_value(const std::string& label, const nlohmann::json& config, const char* section,
+               const char* key, T fallback) {
+  if (!config.contains(section) || !config[section].is_object() || !config[section].contains(key))
+    return fallback;
+  try {
     return config[section][key].get<T>();
-  return fallback;
+  } catch (const nlohmann::json::exception&) {
+    throw UserError(label + ": checkpoint config '" + section + "." + key + "' has the wrong type");
+  }
 }
 
 // The network a checkpoint was trained as: name and width from its config, classes from the
@@ -59,9 +67,9 @@ T config_value(const nlohmann::json& config, const char* section, const char* ke
 models::ModelConfig model_config_of(const io::Checkpoint& ckpt, const std::string& path,
                                     int64_t image_size) {
   models::ModelConfig m;
-  m.name = config_value<std::string>(ckpt.config, "model", "name", "");
+  m.name = config_value<std::string>(path, ckpt.config, "model", "name", "");
   require(!m.name.empty(), path + ": checkpoint config names no model (model.name)");
-  m.width = config_value<int64_t>(ckpt.config, "model", "width", 1);
+  m.width = config_value<int64_t>(path, ckpt.config, "model", "width", 1);
   const auto fc = ckpt.state.find("fc.weight");
   require(fc != ckpt.state.end() && fc->second.dim() == 2,
           path + ": no 2-D fc.weight (classifier head)");
@@ -101,7 +109,7 @@ void run_eval(const EvalFlags& f) {
   configure_threads(static_cast<int>(f.threads));
   const auto ckpt = io::load_checkpoint(f.ckpt);
   int64_t size = f.image_size;
-  if (size == 0) size = config_value<int64_t>(ckpt.config, "data", "image_size", 0);
+  if (size == 0) size = config_value<int64_t>(f.ckpt, ckpt.config, "data", "image_size", 0);
   if (size == 0) size = 224;
 
   eval::SuiteOptions so;
@@ -132,6 +140,8 @@ void run_eval(const EvalFlags& f) {
     eo.num_workers = static_cast<int>(f.num_workers);
     eo.device = device;
     eo.class_subset = set.class_subset;
+    // The precision the checkpoint was trained in, as the reference evaluates.
+    eo.mixed_precision = config_value<bool>(f.ckpt, ckpt.config, "train", "mixed_precision", false);
     std::cerr << "evaluating " << set.dataset->describe() << "\n";
     const auto r = eval::evaluate(*net, set.dataset, eo);
     test[set.name] = {
@@ -153,9 +163,8 @@ void run_eval(const EvalFlags& f) {
                           {"absent", nlohmann::json::array()}};
     for (const auto& a : suite.absent)
       out["absent"].push_back({{"name", a.name}, {"path", a.path.string()}});
-    std::ofstream file(f.json);
-    require(file.good(), "cannot write --json " + f.json);
-    file << out.dump(2) << "\n";
+    // Atomic and checked: a full disk is a UserError naming the file, not a torn JSON.
+    io::write_text_atomically(f.json, out.dump(2) + "\n");
   }
 }
 

@@ -1,12 +1,14 @@
 // `lth imp [--config FILE] [--save RUN] [--set section.key=value ...]`: the whole IMP
 // experiment, resumable; with no config it runs the embedded Fashion-MNIST default.
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "common/threads.h"
 #include "dist/process_group.h"
 #include "imp/experiment.h"
 #include "imp/imp.h"
+#include "io/run_lock.h"
 
 namespace lth::cli {
 
@@ -19,6 +21,8 @@ void add_imp_command(CLI::App& app) {
     std::vector<std::string> sets;
     int64_t cycles = -1;
     int64_t seed = -1;
+    int64_t replicates = 0;
+    int64_t holdout = -1;
     int threads = -1;
     std::string branches;
     bool print_config = false;
@@ -30,6 +34,10 @@ void add_imp_command(CLI::App& app) {
   cmd->add_option("--set", opt->sets, "override a setting, e.g. --set train.lr=0.05 (repeatable)");
   cmd->add_option("--cycles", opt->cycles, "pruning cycles after the dense cycle (imp.cycles)");
   cmd->add_option("--seed", opt->seed, "seed (run.seed)");
+  cmd->add_option("--replicates", opt->replicates,
+                  "independent replicates, each in RUN/replicate_<r> (run.replicates)");
+  cmd->add_option("--holdout", opt->holdout,
+                  "training images held out to choose best_acc on, 0 = the test split (data.holdout)");
   cmd->add_option("--threads", opt->threads, "intra-op threads, 0 = all cores (run.threads)");
   cmd->add_option("--branches", opt->branches,
                   "control branches, comma-separated: reinit, random_pruning, rewind_init, "
@@ -41,6 +49,8 @@ void add_imp_command(CLI::App& app) {
     for (const auto& s : opt->sets) imp::apply_override(config, s);
     if (opt->cycles >= 0) config.cycles = opt->cycles;
     if (opt->seed >= 0) config.seed = opt->seed;
+    if (opt->replicates > 0) config.replicates = opt->replicates;
+    if (opt->holdout >= 0) config.holdout = opt->holdout;
     if (opt->threads >= 0) config.threads = opt->threads;
     if (!opt->branches.empty()) config.branches = opt->branches;
     imp::validate(config);
@@ -51,6 +61,9 @@ void add_imp_command(CLI::App& app) {
     configure_threads(static_cast<int>(config.threads));
     // Under `lth launch` / torchrun this joins the process group; alone it is a no-op.
     auto comm = dist::make_communicator(imp::resolve_device(config.device));
+    // One writer per run folder: a second `lth imp` on it stops here, before reading it.
+    std::optional<io::RunFolderLock> lock;
+    if (comm->is_root()) lock.emplace(opt->save);
     config = imp::prepare_run_folder(opt->save, config);
     config.seed = dist::broadcast_from_root(*comm, config.seed);  // every rank: rank 0's seed
     imp::run_imp(opt->save, config, comm);

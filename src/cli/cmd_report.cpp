@@ -16,7 +16,7 @@ void add_report_command(CLI::App& app) {
     io::ReportOptions options;
     options.plots = !*no_plots;
     const auto out = io::write_report(*run, options);
-    io::print_results_tables(out.results, std::cout);
+    std::cout << out.tables;
     for (const auto& note : out.results.notes) std::cerr << "note: " << note << "\n";
     for (const auto& f : out.files) std::cerr << "wrote " << f.string() << "\n";
   });

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/threads.h"
 #include "dist/process_group.h"
+#include "imp/config_validation.h"
 #include "imp/cycle.h"
 #include "imp/imp.h"
 #include "io/file_util.h"
@@ -78,6 +79,10 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
       ->capture_default_str();
   cmd->add_option("--tensorboard", f.tensorboard, "write TensorBoard event files next to metrics.jsonl")
       ->capture_default_str();
+  cmd->add_option("--holdout", c.holdout,
+                  "training images held out (class-balanced) to choose best_acc on; 0 = choose on "
+                  "the test split, as the reference")
+      ->capture_default_str();
   cmd->add_option("--prunable", c.prunable, "prunable set: conv, conv+linear, all")->capture_default_str();
   cmd->add_option("--strategy", c.strategy, "pruning strategy")->capture_default_str();
   cmd->add_option("--threads", c.threads, "intra-op threads (0 = all cores)")->capture_default_str();
@@ -87,19 +92,16 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
 imp::ImpConfig resolve(TrainFlags& f) {
   auto c = f.config;
   c.model = f.model.empty() ? fmt::format("resnet{}", f.resnet_depth) : f.model;
-  if (f.global_clipping != "None") {
-    try {
-      c.global_clipping = std::stod(f.global_clipping);
-    } catch (const std::exception&) {
-      throw UserError("--optim_global_clipping: expected a number or None, got '" + f.global_clipping + "'");
-    }
-  }
+  if (f.global_clipping != "None")  // the whole text, finite: "1abc" and "nan" are refused
+    c.global_clipping = imp::parse_finite_flag("--optim_global_clipping", f.global_clipping, 0, 1e12);
   c.mixed_precision = parse_bool("--mixed_precision", f.mixed_precision);
   c.strict_data = parse_bool("--strict_data", f.strict_data);
   c.tensorboard = parse_bool("--tensorboard", f.tensorboard);
   c.cycle_iterations = f.optim_ni;
   c.pruning_ratio = f.pruning_ratio;
-  require(f.optim_ni > 0, "--optim_ni must be positive");
+  imp::check_flag_range("--optim_ni", f.optim_ni, 1, 10'000'000'000);
+  imp::check_flag_range("--resnet_depth", f.resnet_depth, 1, 1000);
+  imp::check_flag_range("--pruning_ratio", f.pruning_ratio, 0, 1);
   imp::validate(c);
   return c;
 }

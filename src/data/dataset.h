@@ -41,6 +41,10 @@ class Dataset {
   virtual std::optional<Example> get(int64_t index, Rng& rng) const = 0;
   // Classes present, for test sets that cover a subset (ImageNet-R/-A). Empty = all.
   virtual std::vector<int64_t> class_subset() const { return {}; }
+  // The label of sample `index` without reading its image, where the dataset knows it
+  // cheaply (a class folder, a label array); nullopt where only get() can tell. Used to
+  // draw class-balanced hold-out sets (data/holdout.h).
+  virtual std::optional<int64_t> label(int64_t /*index*/) const { return std::nullopt; }
   virtual std::string describe() const = 0;
 };
 

@@ -17,6 +17,9 @@ class IdxDataset : public Dataset {
   int64_t num_classes() const override { return num_classes_; }
   ImageShape shape() const override;
   std::optional<Example> get(int64_t index, Rng& rng) const override;
+  std::optional<int64_t> label(int64_t index) const override {
+    return labels_.data_ptr<int64_t>()[index];
+  }
   std::string describe() const override { return description_; }
 
  private:

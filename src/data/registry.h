@@ -20,6 +20,9 @@ struct DataConfig {
   // samples, as for folders (same batches as the folder layout for the same images).
   std::string shard_order = "stream";
   int64_t shuffle_buffer = 10000;  // records, for shard_order = "stream"
+  // The train split read with the evaluation transform (centre crop, no flip): the view a
+  // hold-out set drawn from the training images is evaluated through.
+  bool eval_transform = false;
   uint64_t seed = 0;         // for generated datasets
   int64_t synthetic_train_size = 512;
   int64_t synthetic_test_size = 256;

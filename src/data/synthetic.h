@@ -23,6 +23,7 @@ class SyntheticDataset : public Dataset {
   int64_t num_classes() const override { return config_.num_classes; }
   ImageShape shape() const override;
   std::optional<Example> get(int64_t index, Rng& rng) const override;
+  std::optional<int64_t> label(int64_t index) const override { return index % config_.num_classes; }
   std::string describe() const override;
 
  private:

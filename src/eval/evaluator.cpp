@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "data/loader.h"
+#include "models/autocast.h"
 
 namespace lth::eval {
 namespace {
@@ -83,7 +84,11 @@ EvalResult evaluate(models::Network& net, const data::DatasetPtr& dataset, const
       acc.add(torch::zeros({0, 1}), torch::zeros({0}, torch::kInt64), batch->skipped);
       continue;
     }
-    auto logits = net.forward(batch->images.to(options.device)).to(torch::kFloat32);
+    torch::Tensor logits;
+    {
+      const models::AutocastGuard autocast(options.mixed_precision, options.device);
+      logits = net.forward(batch->images.to(options.device)).to(torch::kFloat32);
+    }
     auto labels = batch->labels;
     if (subset.numel() > 0) {
       logits = logits.index_select(1, subset_on_device);

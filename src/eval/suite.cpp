@@ -8,6 +8,7 @@
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/folder_dataset.h"
 #include "data/imagenet/npy.h"
+#include "data/imagenet/subset_classes.h"
 #include "data/shards/imagenet_shards.h"
 #include "data/shards/webdataset.h"
 
@@ -48,25 +49,26 @@ std::shared_ptr<img::ImageFolderDataset> open_folder(const FolderSet& set, const
     case Layout::Wnid:
       return img::open_wnid_dataset(set.name, dir, index, options);
     case Layout::WnidSubset:
-      return img::open_wnid_subset_dataset(set.name, dir, index, options);
+      return img::open_wnid_subset_dataset(set.name, dir, index, *img::subset_list_for(set.name),
+                                           options);
     case Layout::Numeric:
       break;
   }
   return img::open_numeric_dataset(set.name, dir, index.size(), options);
 }
 
-// "ImageNet-R_x224" -> "imagenetrx224": for recognising the subset arrays by name.
-std::string squash(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c)) out += static_cast<char>(std::tolower(c));
-  }
-  return out;
-}
-
-bool is_subset_array(const std::string& name) {
-  const std::string s = squash(name);
-  return s.rfind("imagenetr", 0) == 0 || s.rfind("imageneta", 0) == 0;
+// The columns an ImageNet-R/-A array's position labels stand for: the whole fixed list,
+// which the class index must hold (arrays carry positions, so no class can be left out).
+std::vector<int64_t> array_positions(img::SubsetList list, const img::ClassIndex& index,
+                                     const fs::path& dir) {
+  std::vector<std::string> missing;
+  auto columns = img::subset_labels(list, index, &missing);
+  require(missing.empty(), (dir / "test_labels.npy").string() + ": scoring it needs all 200 " +
+                               img::subset_list_name(list) + " classes, but the class index (" +
+                               std::to_string(index.size()) + " classes) lacks " +
+                               std::to_string(missing.size()) + " of them, e.g. " +
+                               (missing.empty() ? std::string() : missing.front()));
+  return columns;
 }
 
 std::vector<fs::path> array_folders(const fs::path& root) {
@@ -130,8 +132,11 @@ TestSuite discover_test_suite(const fs::path& data_root, const SuiteOptions& opt
     for (const auto& dir : array_folders(data_root)) {
       const std::string name = dir.filename().string();
       if (!wanted(options, name)) continue;
-      auto ds =
-          img::NpyDataset::open(name, dir, index.size(), options.image_size, is_subset_array(name));
+      const auto list = img::subset_list_for(name);
+      std::vector<int64_t> positions;
+      if (list) positions = array_positions(*list, index, dir);
+      auto ds = img::NpyDataset::open(name, dir, index.size(), options.image_size,
+                                      list ? &positions : nullptr);
       suite.present.push_back(TestSet{name, dir, ds, ds->class_subset()});
     }
   }

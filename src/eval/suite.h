@@ -4,12 +4,14 @@
 //
 //   imagenet         <root>/imagenet/val       WordNet-id folders, all classes
 //   imagenet-v2      <root>/imagenet-v2        folders 0..999 (class index)
-//   imagenet-r       <root>/imagenet-r         200 WordNet-id folders: logits restricted
-//   imagenet-a       <root>/imagenet-a         200 WordNet-id folders: logits restricted
+//   imagenet-r       <root>/imagenet-r         WordNet-id folders of the fixed 200-class list
+//   imagenet-a       <root>/imagenet-a         (data/imagenet/subset_classes.h): logits
+//                                              restricted to those 200 columns
 //   imagenet-sketch  <root>/imagenet-sketch    WordNet-id folders, all classes
 // plus the reference's pre-resized arrays, <root>/<Name>_x<S>/test_images.npy and
 // test_labels.npy, each reported under <Name>_x<S>; arrays whose name starts with
-// ImageNetR / ImageNetA (any case, '-' and '_' ignored) are restricted to their labels.
+// ImageNetR / ImageNetA (any case, '-' and '_' ignored) hold labels that are positions
+// 0..199 in that fixed list, as the reference's arrays do, and are scored 200-way.
 //
 // Labels follow ClassIndex::for_data_root(root): the sorted class folders of
 // imagenet/train when present (checked against the canonical 1000), else the canonical list.

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "imp/branches.h"
+#include "imp/config_validation.h"
 #include "pruning/strategy.h"
 
 #include <algorithm>
@@ -105,6 +106,8 @@ const std::vector<ConfigField>& config_fields() {
       {"data.shard_order", &C::shard_order, true,
        "shards: 'stream' (each rank its own files, shuffle buffer) or 'global' (as folders)"},
       {"data.shuffle_buffer", &C::shuffle_buffer, true, "shards in stream order: shuffle buffer (records)"},
+      {"data.holdout", &C::holdout, true,
+       "training images held out to choose best_acc on (0 = choose on the test split)"},
       {"model.name", &C::model, true, "network"},
       {"model.width", &C::width, true, "width multiplier (ResNets)"},
       {"train.batch_size", &C::batch_size, true, "global batch size"},
@@ -129,6 +132,8 @@ const std::vector<ConfigField>& config_fields() {
       {"imp.prunable", &C::prunable, true, "prunable set: conv, conv+linear, all"},
       {"imp.branches", &C::branches, false, "control branches, comma-separated"},
       {"run.seed", &C::seed, true, "seed (-1 = draw one)"},
+      {"run.replicates", &C::replicates, false,
+       "independent replicates with derived seeds (more extend a finished run)"},
       {"run.threads", &C::threads, false, "intra-op threads (0 = all cores)"},
       {"run.device", &C::device, false, "auto, cpu or cuda"},
       {"run.tensorboard", &C::tensorboard, false, "write TensorBoard event files in every run folder"},
@@ -150,6 +155,7 @@ ImpConfig default_config() {
   c.cycle_iterations = 3000;
   c.cycles = 10;
   c.seed = 0;
+  c.holdout = 5000;  // best_acc chosen on 5,000 training images, not on the test set
   return c;
 }
 
@@ -225,6 +231,7 @@ std::vector<std::string> conflicts(const ImpConfig& stored, const ImpConfig& req
 }
 
 void validate(const ImpConfig& c) {
+  validate_ranges(c);  // every numeric key: finite, in range, fits its use (config_validation.h)
   require(c.batch_size > 0, "train.batch_size must be positive");
   require(c.shard_order == "stream" || c.shard_order == "global",
           "data.shard_order must be 'stream' or 'global', not '" + c.shard_order + "'");
@@ -233,6 +240,11 @@ void validate(const ImpConfig& c) {
   require(c.eval_every > 0, "train.eval_every must be positive");
   require(c.eval_batch_size > 0, "train.eval_batch_size must be positive");
   require(c.micro_batch >= 0, "train.micro_batch must be >= 0");
+  require(c.micro_batch == 0 || c.batch_size % c.micro_batch == 0,
+          "train.micro_batch (" + std::to_string(c.micro_batch) + ") must divide train.batch_size (" +
+              std::to_string(c.batch_size) + ")");
+  require(c.holdout >= 0, "data.holdout must be >= 0");
+  require(c.replicates >= 1 && c.replicates <= 1000, "run.replicates must be in [1, 1000]");
   require(c.num_workers >= 0, "train.num_workers must be >= 0");
   require(c.prefetch_factor >= 1, "train.prefetch_factor must be >= 1");
   require(c.rewind_iterations >= 0, "imp.rewind_iterations must be >= 0");

@@ -20,6 +20,9 @@ struct ImpConfig {
   bool strict_data = false;
   std::string shard_order = "stream";  // shards: "stream" (per-rank files) or "global"
   int64_t shuffle_buffer = 10000;      // shards in stream order: records in the shuffle buffer
+  // Training images set aside to choose best_acc on (0 = choose on the test split, as the
+  // reference does); see data/holdout.h.
+  int64_t holdout = 0;
   // [model]
   std::string model = "lenet300_100";
   int64_t width = 1;
@@ -48,6 +51,7 @@ struct ImpConfig {
   std::string branches;          // comma-separated control branches, e.g. "reinit,random_pruning"
   // [run]
   int64_t seed = -1;             // -1 = draw one from the OS and record it
+  int64_t replicates = 1;        // independent replicates, each in RUN/replicate_<r>/
   int64_t threads = 0;           // 0 = all cores
   int64_t stop_after = 0;        // stop resumably after this many iterations (0 = off)
   std::string device = "auto";

@@ -24,26 +24,40 @@ io::Checkpoint weights_checkpoint(const models::Network& net, const pruning::Mas
   return ckpt;
 }
 
-nlohmann::json test_best(const Experiment& experiment, models::Network& net, const fs::path& dir,
-                         train::RunLog& log) {
-  const auto best_path = dir / "best_acc.safetensors";
+// Every test set on the network's current weights; `weights` ("selected" or "final") names
+// them in the log and in metrics.jsonl ("test" and "test_final" events).
+nlohmann::json test_weights(const Experiment& experiment, models::Network& net,
+                            const std::string& weights, train::RunLog& log) {
   nlohmann::json results = nlohmann::json::object();
-  if (!fs::exists(best_path)) return results;  // diverged before the first evaluation
-  const auto best = io::load_checkpoint(best_path);
-  pruning::load_state(net, best.state, best_path.string());
+  const bool selected = weights == "selected";
   for (const auto& set : experiment.test_sets) {
-    const auto eo = train::rank_eval_options(
+    auto eo = train::rank_eval_options(
         experiment.comm(), experiment.config().eval_batch_size,
         static_cast<int>(experiment.config().num_workers), experiment.device(), set.class_subset);
+    eo.mixed_precision = experiment.config().mixed_precision;
     const auto r = eval::evaluate(net, set.dataset, eo);
     results[set.name] = {{"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece}, {"count", r.count},
                          {"skipped", r.skipped}};
-    log.info(fmt::format("test {:<16} acc {:.2f}%  nll {:.4f}  ({} images)", set.name,
-                         100 * r.accuracy, r.nll, r.count));
-    log.event("test", {{"set", set.name}, {"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece},
-                       {"count", r.count}});
+    log.info(fmt::format("test {:<16} acc {:.2f}%  nll {:.4f}  ({} images, {} weights)", set.name,
+                         100 * r.accuracy, r.nll, r.count, weights));
+    log.event(selected ? "test" : "test_final", {{"set", set.name}, {"acc", r.accuracy}, {"nll", r.nll},
+                                                 {"ece", r.ece}, {"count", r.count}});
   }
   return results;
+}
+
+// The test sets are looked at once per cycle, here: on the final iterate (what `net` holds
+// after training; not when training diverged) and on the weights selected by best
+// validation accuracy.
+void test_at_end(const Experiment& experiment, models::Network& net, const fs::path& dir,
+                 bool diverged, train::RunLog& log, nlohmann::json& summary) {
+  if (!diverged) summary["test_final"] = test_weights(experiment, net, "final", log);
+  const auto best_path = dir / "best_acc.safetensors";
+  summary["test"] = nlohmann::json::object();
+  if (!fs::exists(best_path)) return;  // diverged before the first evaluation
+  const auto best = io::load_checkpoint(best_path);
+  pruning::load_state(net, best.state, best_path.string());
+  summary["test"] = test_weights(experiment, net, "selected", log);
 }
 
 }  // namespace
@@ -69,7 +83,20 @@ std::optional<nlohmann::json> completed_summary(const fs::path& dir) {
   if (!fs::exists(path)) return std::nullopt;
   std::ifstream in(path);
   auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.value("complete", false)) return std::nullopt;
+  if (j.is_discarded()) return std::nullopt;
+  // The fields resuming reads, with their types: a hand-edited summary is a UserError naming
+  // the file, not a JSON type exception.
+  const auto typed = [&](const char* key, bool (nlohmann::json::*is)() const noexcept) {
+    return !j.contains(key) || (j[key].*is)();
+  };
+  require(j.is_object() && typed("complete", &nlohmann::json::is_boolean) &&
+              typed("interrupted", &nlohmann::json::is_boolean) &&
+              typed("diverged", &nlohmann::json::is_boolean) &&
+              typed("density", &nlohmann::json::is_number),
+          path.string() + ": malformed cycle summary (complete/interrupted/diverged must be "
+                          "true or false, density a number)");
+  if (!j.value("complete", false)) return std::nullopt;
+  require(j.contains("density"), path.string() + ": complete cycle summary has no density");
   return j;
 }
 
@@ -110,9 +137,11 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
   summary["best_val_acc"] = trained.best_acc;
   summary["best_iteration"] = trained.best_iteration;
   summary["diverged"] = trained.diverged;
+  summary["selection"] = experiment.selection;
+  summary["test"] = nlohmann::json::object();
   log.event("cycle", {{"iteration", plan.iterations}, {"cycle", plan.cycle},
                       {"density", summary["density"]}, {"best_val_acc", trained.best_acc}});
-  summary["test"] = plan.test_at_end ? test_best(experiment, *net, plan.dir, log) : nlohmann::json::object();
+  if (plan.test_at_end) test_at_end(experiment, *net, plan.dir, trained.diverged, log, summary);
   summary["complete"] = true;
   if (root) io::write_text_atomically(plan.dir / "summary.json", summary.dump(2) + "\n");
   return summary;

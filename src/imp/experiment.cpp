@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/rng.h"
+#include "data/holdout.h"
 #include "data/registry.h"
 #include "eval/suite.h"
 
@@ -49,8 +50,20 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
   device_ = resolve_device(config_.device);
   const auto dc = data_config(config_);
   train_set = data::make_dataset(dc, data::Split::Train);
-  val_set = data::make_dataset(dc, data::Split::Test);
-  val_class_subset = val_set->class_subset();
+  const auto test_split = data::make_dataset(dc, data::Split::Test);
+  if (config_.holdout > 0) {
+    auto eval_view = dc;
+    eval_view.eval_transform = true;
+    const auto split = data::split_holdout(train_set, data::make_dataset(eval_view, data::Split::Train),
+                                           config_.holdout, Rng::keyed(seed(), "holdout").next_u64());
+    train_set = split.train;
+    val_set = split.holdout;
+    selection = {{"set", "holdout"}, {"count", config_.holdout}, {"class_balanced", split.class_balanced}};
+  } else {
+    val_set = test_split;
+    val_class_subset = val_set->class_subset();
+    selection = {{"set", "test"}, {"name", is_imagenet(config_.data_name) ? "imagenet" : config_.data_name}};
+  }
   if (is_imagenet(config_.data_name)) {
     // Every distribution-shift set present under the data root; absent ones are logged.
     eval::SuiteOptions so;
@@ -60,7 +73,7 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
     for (const auto& set : suite.present) test_sets.push_back(TestSet{set.name, set.dataset, set.class_subset});
     for (const auto& set : suite.absent) absent_test_sets.push_back(set.name + " (" + set.path.string() + ")");
   } else {
-    test_sets.push_back(TestSet{config_.data_name, val_set, val_class_subset});
+    test_sets.push_back(TestSet{config_.data_name, test_split, test_split->class_subset()});
   }
 }
 

@@ -38,9 +38,13 @@ class Experiment {
                                   uint64_t data_key) const;
   nlohmann::json config_json() const;
 
-  data::DatasetPtr train_set;
+  data::DatasetPtr train_set;  // less the hold-out, where one is configured
+  // The set best_acc is chosen on: the hold-out (data.holdout > 0), else the test split.
   data::DatasetPtr val_set;
   std::vector<int64_t> val_class_subset;
+  // What val_set is, for summaries and reports: {"set": "holdout", "count": N, ...} or
+  // {"set": "test", "name": <test split>} (the reference's protocol).
+  nlohmann::json selection;
   std::vector<TestSet> test_sets;
   std::vector<std::string> absent_test_sets;  // "name (where it was looked for)"
 

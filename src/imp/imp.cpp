@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <random>
 
@@ -15,6 +16,7 @@
 #include "imp/cycle.h"
 #include "io/report.h"
 #include "io/run_layout.h"
+#include "io/run_lock.h"
 #include "pruning/strategy.h"
 
 namespace lth::imp {
@@ -116,6 +118,10 @@ ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested) {
     ImpConfig stored;
     apply_toml_file(stored, config_path.string());
     if (requested.seed < 0) requested.seed = stored.seed;
+    require((stored.replicates > 1) == (requested.replicates > 1),
+            run.string() + " was started with run.replicates = " + std::to_string(stored.replicates) +
+                ", a different folder layout than run.replicates = " +
+                std::to_string(requested.replicates) + "; use a new folder");
     const auto diff = conflicts(stored, requested);
     if (!diff.empty()) {
       std::string list;
@@ -125,16 +131,22 @@ ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested) {
     }
     return requested;
   }
-  require(!fs::exists(run) || fs::is_empty(run),
+  require(!fs::exists(run) || io::is_fresh_run_folder(run),
           run.string() + ": exists and is not an lth run folder (no config.toml); refusing to write into it");
   if (requested.seed < 0) requested.seed = draw_seed();
   return requested;
 }
 
-int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr comm) {
-  validate(config);
+namespace {
+
+// One complete run in `run` (rewind phase, cycles, branches, report); returns as run_imp.
+// `data_opened` runs (on every rank) once the data has been opened, before anything is
+// written: a replicated run writes its own config.toml there.
+int run_one(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr comm,
+            bool print_report, const std::function<void()>& data_opened) {
   const auto branches = parse_branch_list(config.branches);
   Experiment ex(config, std::move(comm));  // opens the data first: a bad path fails before any write
+  if (data_opened) data_opened();
   if (ex.comm()->is_root() && !fs::exists(run / "config.toml")) {
     fs::create_directories(run);
     io::write_text_atomically(run / "config.toml", to_toml_string(config));
@@ -164,7 +176,46 @@ int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
   }
   if (ex.comm()->is_root()) {
     const auto report = io::write_report(run);
-    io::print_results_tables(report.results, std::cout);
+    if (print_report) std::cout << report.tables;
+    for (const auto& note : report.results.notes) std::cerr << "note: " << note << "\n";
+  }
+  return last_cycle;
+}
+
+}  // namespace
+
+int64_t replicate_seed(int64_t run_seed, int replicate) {
+  // Positive and readable in a TOML file, like a drawn seed.
+  return static_cast<int64_t>(
+      Rng::keyed(static_cast<uint64_t>(run_seed), "replicate", static_cast<uint64_t>(replicate)).next_u64() >> 1);
+}
+
+int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr comm) {
+  validate(config);
+  if (!comm) comm = std::make_shared<dist::Communicator>();
+  if (config.replicates <= 1) return run_one(run, config, comm, /*print_report=*/true, nullptr);
+  // Several replicates, one after another on all ranks, each a complete run folder.
+  const auto write_run_config = [&] {
+    if (comm->is_root() && !fs::exists(run / "config.toml")) {
+      fs::create_directories(run);
+      io::write_text_atomically(run / "config.toml", to_toml_string(config));
+    }
+  };
+  int last_cycle = 0;
+  for (int r = 0; r < config.replicates; ++r) {
+    ImpConfig replicate = config;
+    replicate.replicates = 1;
+    replicate.seed = replicate_seed(config.seed, r);
+    const auto dir = io::replicate_dir(run, r);
+    replicate = prepare_run_folder(dir, replicate);  // a resumed replicate must match its config
+    comm->barrier();  // every rank has checked the folder before rank 0 writes into it
+    if (comm->is_root()) std::cerr << "replicate " << r << " of " << config.replicates << ": " << dir.string() << "\n";
+    last_cycle = run_one(dir, replicate, comm, /*print_report=*/false, write_run_config);
+    if (last_cycle < 0) return -1;  // stopped early (run.stop_after); re-running resumes
+  }
+  if (comm->is_root()) {
+    const auto report = io::write_report(run);
+    std::cout << report.tables;
     for (const auto& note : report.results.notes) std::cerr << "note: " << note << "\n";
   }
   return last_cycle;

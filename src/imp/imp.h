@@ -20,10 +20,16 @@ namespace lth::imp {
 ImpConfig prepare_run_folder(const std::filesystem::path& run, ImpConfig requested);
 
 // Runs every phase, then writes the report (rank 0). Returns the last cycle done, or -1
-// when run.stop_after stopped it early (re-running the same command resumes).
+// when run.stop_after stopped it early (re-running the same command resumes). With
+// run.replicates = N > 1 it runs N complete replicates, RUN/replicate_0 ... replicate_<N-1>,
+// one after another (on all ranks), then writes the aggregated report (io/replicates.h).
 int run_imp(const std::filesystem::path& run, const ImpConfig& config, dist::CommunicatorPtr comm);
 
 // A seed from the OS random source, the clock and the process id (as the reference).
 int64_t draw_seed();
+
+// The seed of replicate r of a run seeded `run_seed` (run.replicates > 1): derived, so the
+// whole set of replicates is reproducible from the run's seed alone.
+int64_t replicate_seed(int64_t run_seed, int replicate);
 
 }  // namespace lth::imp

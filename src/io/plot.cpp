@@ -115,20 +115,24 @@ constexpr int kPalette[][3] = {
     {227, 119, 194}, {127, 127, 127}, {188, 189, 34},  {23, 190, 207},
 };
 constexpr int kPaletteEntries = sizeof kPalette / sizeof kPalette[0];
+// One more colour-map entry, past the palette, recoloured (with alpha) for each band.
+constexpr int kBand = kPaletteEntries;
 const char* const kMarkers[] = {"●", "■", "▲", "◆", "▼", "★"};
 
 int series_color(int color) { return kFirstSeries + color % (kPaletteEntries - kFirstSeries); }
 const char* marker_glyph(int marker) { return kMarkers[marker % marker_count()]; }
 
 void set_palette() {
-  PLINT r[kPaletteEntries], g[kPaletteEntries], b[kPaletteEntries];
+  // One entry more than the palette: kBand, recoloured for each band.
+  PLINT r[kPaletteEntries + 1], g[kPaletteEntries + 1], b[kPaletteEntries + 1];
   for (int i = 0; i < kPaletteEntries; ++i) {
     r[i] = kPalette[i][0];
     g[i] = kPalette[i][1];
     b[i] = kPalette[i][2];
   }
-  plscmap0n(kPaletteEntries);
-  plscmap0(r, g, b, kPaletteEntries);
+  r[kBand] = g[kBand] = b[kBand] = 0;
+  plscmap0n(kPaletteEntries + 1);
+  plscmap0(r, g, b, kPaletteEntries + 1);
 }
 
 // '#' starts a PLplot text escape; a literal one is written "##".
@@ -287,6 +291,10 @@ DensityFrame density_frame(const DensityChart& chart) {
       x_max = std::max(x_max, std::log10(s.x[i]));
       y_min = std::min(y_min, s.y[i]);
       y_max = std::max(y_max, s.y[i]);
+      if (i < s.y_low.size() && i < s.y_high.size()) {
+        y_min = std::min(y_min, s.y_low[i]);
+        y_max = std::max(y_max, s.y_high[i]);
+      }
     }
   for (const auto& r : chart.references) {
     y_min = std::min(y_min, r.y);
@@ -311,6 +319,33 @@ void density_ticks(const DensityChart& chart, const DensityFrame& frame) {
     plcol0(kForeground);
     plmtex("b", 1.6, position, 0.5, tick_text(tick).c_str());
   }
+}
+
+// The band of a series as one translucent polygon: along y_high, back along y_low.
+void density_band(const Series& s) {
+  if (s.y_low.size() != s.x.size() || s.y_high.size() != s.x.size() || s.x.size() < 2) return;
+  std::vector<PLFLT> xs, ys;
+  for (size_t i = 0; i < s.x.size(); ++i) {
+    xs.push_back(std::log10(s.x[i]));
+    ys.push_back(s.y_high[i]);
+  }
+  for (size_t i = s.x.size(); i-- > 0;) {
+    xs.push_back(std::log10(s.x[i]));
+    ys.push_back(s.y_low[i]);
+  }
+  const auto& rgb = kPalette[series_color(s.color)];
+  plscol0a(kBand, rgb[0], rgb[1], rgb[2], 0.18);
+  plcol0(kBand);
+  plfill(static_cast<PLINT>(xs.size()), xs.data(), ys.data());
+}
+
+// The band's extent at each point as an error bar, so a series of one point shows it too.
+void density_error_bars(const Series& s) {
+  if (s.y_low.size() != s.x.size() || s.y_high.size() != s.x.size()) return;
+  std::vector<PLFLT> xs, lows(s.y_low.begin(), s.y_low.end()), highs(s.y_high.begin(), s.y_high.end());
+  for (const double x : s.x) xs.push_back(std::log10(x));
+  plcol0(series_color(s.color));
+  plerry(static_cast<PLINT>(xs.size()), xs.data(), lows.data(), highs.data());
 }
 
 void density_series(const Series& s) {
@@ -376,6 +411,8 @@ void draw_density_body(const DensityChart& chart) {
   density_ticks(chart, frame);
   for (const auto& r : chart.references)
     horizontal_line(frame.x.low, frame.x.high, r.y, series_color(r.color), 2);
+  for (const auto& s : chart.series) density_band(s);
+  for (const auto& s : chart.series) density_error_bars(s);
   for (const auto& s : chart.series) density_series(s);
   plcol0(kForeground);
   plbox("bcstl", 0, 0, "bcfnstv", 0, 0);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lth::io::plot {
@@ -31,6 +32,9 @@ struct Series {
   int color = 0;
   int line_style = 1;  // PLplot styles: 1 solid, 2.. dashed patterns
   int marker = 0;      // index into a fixed set of marker glyphs
+  // A shaded band from y_low to y_high at each x (e.g. the spread over replicates), drawn
+  // translucent in the series' colour beneath the lines; empty = none.
+  std::vector<double> y_low, y_high;
 };
 
 struct HorizontalLine {
@@ -64,5 +68,22 @@ bool device_available(Format format);
 
 void draw(const DensityChart& chart, const Canvas& canvas);
 void draw(const BarChart& chart, const Canvas& canvas);
+
+// Draws `chart` as <stem>.png and <stem>.svg: each file drawn is appended to `files`, each
+// failure (as "plot not drawn: ...") to `notes`.
+template <typename Chart>
+void draw_png_and_svg(const Chart& chart, const std::filesystem::path& stem, int width, int height,
+                      std::vector<std::filesystem::path>& files, std::vector<std::string>& notes) {
+  for (const auto& [format, extension] :
+       {std::pair{Format::Png, ".png"}, std::pair{Format::Svg, ".svg"}}) {
+    const std::filesystem::path file = stem.string() + extension;
+    try {
+      draw(chart, Canvas{file, format, width, height});
+      files.push_back(file);
+    } catch (const PlotError& e) {
+      notes.push_back(std::string("plot not drawn: ") + e.what());
+    }
+  }
+}
 
 }  // namespace lth::io::plot

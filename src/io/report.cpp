@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "io/file_util.h"
 #include "io/plot.h"
+#include "io/replicates.h"
 #include "io/safetensors.h"
 
 namespace lth::io {
@@ -61,17 +62,35 @@ std::vector<LayerCount> read_layers(const json& summary, const std::string& labe
   return layers;
 }
 
-std::map<std::string, double> read_tests(const json& summary, const std::string& label) {
+std::map<std::string, double> read_tests(const json& summary, const std::string& label,
+                                         const char* key = "test") {
   std::map<std::string, double> tests;
-  if (!summary.contains("test")) return tests;
-  if (!summary["test"].is_object()) throw UserError(label + ": \"test\" is not an object");
-  for (const auto& [set, result] : summary["test"].items()) {
+  if (!summary.contains(key)) return tests;
+  if (!summary[key].is_object()) throw UserError(label + ": \"" + key + "\" is not an object");
+  for (const auto& [set, result] : summary[key].items()) {
     const auto acc = result.is_number() ? std::optional<double>(result.get<double>())
                                         : number_field(result, "acc", label + " test " + set);
     if (!acc) throw UserError(label + ": test set '" + set + "' has no \"acc\"");
     tests[set] = *acc;
   }
   return tests;
+}
+
+// summary.json's "selection": {"set": "holdout", "count": N} or {"set": "test", "name": ...}.
+std::string selection_text(const json& summary, const std::string& label) {
+  if (!summary.contains("selection") || !summary["selection"].is_object()) return "";
+  const json& s = summary["selection"];
+  const std::string set = s.value("set", "");
+  if (set == "holdout") {
+    const auto count = integer_field(s, "count", label + " selection");
+    return "hold-out of " + (count ? std::to_string(*count) : std::string("?")) + " training images";
+  }
+  if (set == "test") {
+    const auto name = s.contains("name") && s["name"].is_string() ? s["name"].get<std::string>() : "";
+    return "the test split" + (name.empty() ? std::string() : " (" + name + ")") +
+           " itself, as the reference";
+  }
+  return "";
 }
 
 void read_summary(const fs::path& file, CycleResult& cycle) {
@@ -92,6 +111,8 @@ void read_summary(const fs::path& file, CycleResult& cycle) {
   cycle.best_iteration = integer_field(summary, "best_iteration", label);
   cycle.layers = read_layers(summary, label);
   cycle.test_acc = read_tests(summary, label);
+  cycle.final_acc = read_tests(summary, label, "test_final");
+  cycle.selection = selection_text(summary, label);
 }
 
 // What a metrics.jsonl says so far; used for cycles without a (complete) summary.
@@ -99,6 +120,7 @@ struct MetricsDigest {
   std::optional<double> best_val_acc;
   std::optional<int64_t> best_iteration;
   std::map<std::string, double> test_acc;
+  std::map<std::string, double> final_acc;
   std::optional<int64_t> kept, total;
   std::optional<double> density;
   size_t unreadable_lines = 0;
@@ -126,10 +148,10 @@ void digest_event(const json& event, MetricsDigest& digest) {
       digest.best_val_acc = acc;
       digest.best_iteration = optional_value<int64_t>(event, "iteration");
     }
-  } else if (kind == "test") {
+  } else if (kind == "test" || kind == "test_final") {
     const auto set = optional_value<std::string>(event, "set");
     const auto acc = optional_value<double>(event, "acc");
-    if (set && acc) digest.test_acc[*set] = *acc;
+    if (set && acc) (kind == "test" ? digest.test_acc : digest.final_acc)[*set] = *acc;
   }
   // Any event may carry the cycle's sparsity (e.g. "start"); the last one wins.
   if (auto kept = optional_value<int64_t>(event, "prunable_kept")) digest.kept = kept;
@@ -165,6 +187,7 @@ void merge_metrics(const MetricsDigest& digest, CycleResult& cycle) {
   fill(cycle.total, digest.total);
   fill(cycle.density, digest.density);
   for (const auto& [set, acc] : digest.test_acc) cycle.test_acc.emplace(set, acc);
+  for (const auto& [set, acc] : digest.final_acc) cycle.final_acc.emplace(set, acc);
 }
 
 // The ticket a running cycle trains is in init.safetensors; its masks give the density.
@@ -242,9 +265,27 @@ std::string params_cell(const CycleResult& cycle) {
   return (cycle.kept ? std::to_string(*cycle.kept) : std::string(kMissing)) + " " + text;
 }
 
+bool selected_on_holdout(const std::vector<CycleResult>& cycles) {
+  return std::any_of(cycles.begin(), cycles.end(),
+                     [](const CycleResult& c) { return c.selection.rfind("hold-out", 0) == 0; });
+}
+
+// Best validation accuracy is worth a column where it is not a test-set figure: measured on
+// a hold-out, or standing in for test results not there yet.
 bool needs_val_column(const std::vector<CycleResult>& cycles) {
-  return cycles.empty() || std::any_of(cycles.begin(), cycles.end(),
-                                       [](const CycleResult& c) { return c.test_acc.empty(); });
+  return cycles.empty() || selected_on_holdout(cycles) ||
+         std::any_of(cycles.begin(), cycles.end(),
+                     [](const CycleResult& c) { return c.test_acc.empty(); });
+}
+
+std::vector<std::string> final_sets(const std::vector<CycleResult>& cycles) {
+  std::vector<CycleResult> finals;
+  for (const auto& c : cycles) {
+    CycleResult f;
+    f.test_acc = c.final_acc;
+    finals.push_back(std::move(f));
+  }
+  return ordered_test_sets(finals);
 }
 
 struct Column {
@@ -319,9 +360,14 @@ std::vector<std::string> all_test_sets(const RunResults& results) {
 
 std::string results_csv(const RunResults& results) {
   const std::vector<std::string> sets = all_test_sets(results);
+  std::vector<CycleResult> all_cycles;
+  for (const LineResult* line : all_lines(results))
+    all_cycles.insert(all_cycles.end(), line->cycles.begin(), line->cycles.end());
+  const std::vector<std::string> finals = final_sets(all_cycles);
   std::string csv =
       "line,cycle,status,prunable_kept,prunable_total,density,best_val_acc,best_iteration";
   for (const auto& set : sets) csv += "," + csv_field("acc_" + set);
+  for (const auto& set : finals) csv += "," + csv_field("final_acc_" + set);
   csv += "\n";
   for (const LineResult* line : all_lines(results))
     for (const auto& c : line->cycles) {
@@ -329,10 +375,11 @@ std::string results_csv(const RunResults& results) {
              (c.running ? "running" : "complete") + "," + csv_integer(c.kept) + "," +
              csv_integer(c.total) + "," + csv_number(c.density) + "," + csv_number(c.best_val_acc) +
              "," + csv_integer(c.best_iteration);
-      for (const auto& set : sets) {
-        auto it = c.test_acc.find(set);
-        csv += "," + (it == c.test_acc.end() ? std::string() : csv_number(it->second));
-      }
+      for (const auto& [accs, names] : {std::pair{&c.test_acc, &sets}, std::pair{&c.final_acc, &finals}})
+        for (const auto& set : *names) {
+          auto it = accs->find(set);
+          csv += "," + (it == accs->end() ? std::string() : csv_number(it->second));
+        }
       csv += "\n";
     }
   return csv;
@@ -351,6 +398,7 @@ json cycle_json(const CycleResult& c) {
   put(out, "best_val_acc", c.best_val_acc);
   put(out, "best_iteration", c.best_iteration);
   out["test"] = c.test_acc;
+  out["test_final"] = c.final_acc;
   return out;
 }
 
@@ -361,7 +409,8 @@ json line_json(const LineResult& line) {
 }
 
 std::string results_json(const RunResults& results) {
-  json out = {{"run", results.run.string()}, {"test_sets", all_test_sets(results)}};
+  json out = {{"run", results.run.string()}, {"test_sets", all_test_sets(results)},
+              {"selection", results.selection}};
   out["main"] = line_json(results.main);
   out["branches"] = json::object();
   for (const auto& branch : results.branches) out["branches"][branch.name] = line_json(branch);
@@ -371,11 +420,7 @@ std::string results_json(const RunResults& results) {
 
 // ---- plots ---------------------------------------------------------------------------
 
-std::string run_name(const fs::path& run) {
-  const fs::path clean = run.lexically_normal();
-  const std::string name = clean.filename().string();
-  return name.empty() ? clean.parent_path().filename().string() : name;
-}
+std::string run_name(const fs::path& run) { return run_display_name(run); }
 
 // One series per (line, test set): colour = test set, line style and marker = line.
 void add_line_series(const LineResult& line, size_t line_index,
@@ -469,16 +514,8 @@ std::optional<plot::BarChart> layer_chart(const LineResult& main) {
 template <typename Chart>
 void draw_both_formats(const Chart& chart, const fs::path& stem, const ReportOptions& options,
                        ReportOutput& output) {
-  for (const auto& [format, extension] :
-       {std::pair{plot::Format::Png, ".png"}, std::pair{plot::Format::Svg, ".svg"}}) {
-    const fs::path file = stem.string() + extension;
-    try {
-      plot::draw(chart, plot::Canvas{file, format, options.width, options.height});
-      output.files.push_back(file);
-    } catch (const plot::PlotError& e) {
-      output.results.notes.push_back(std::string("plot not drawn: ") + e.what());
-    }
-  }
+  plot::draw_png_and_svg(chart, stem, options.width, options.height, output.files,
+                         output.results.notes);
 }
 
 void write_plots(const ReportOptions& options, ReportOutput& output) {
@@ -504,13 +541,36 @@ bool has_running(const LineResult& line) {
                      [](const CycleResult& c) { return c.running; });
 }
 
+std::string markdown_report(const ReportOutput& output);
+
+}  // namespace
+
+std::string run_display_name(const fs::path& run) {
+  const fs::path clean = run.lexically_normal();
+  const std::string name = clean.filename().string();
+  return name.empty() ? clean.parent_path().filename().string() : name;
+}
+
+std::string selection_sentence(const std::string& selection) {
+  if (selection.empty()) return "";
+  std::string text = "**Selection set:** best_acc (and the next cycle's mask) chosen on " + selection + ".";
+  if (selection.rfind("hold-out", 0) != 0)
+    text += " The selected weights' figures on that set are optimistic: they were picked on it; "
+            "the \"final\" columns are not.";
+  return text + "\n\n";
+}
+
+namespace {
+
 std::string markdown_report(const ReportOutput& output) {
   const RunResults& results = output.results;
   std::string md = "# Results: " + run_name(results.run) + "\n\n";
   md +=
-      "Accuracy (%) on each test set of every IMP cycle's best-validation weights. "
+      "Accuracy (%) on each test set of every IMP cycle's best-validation weights (columns "
+      "marked \"final\": the same cycle's last iterate). "
       "\"# Params (Conv)\" counts the prunable weights kept, with the fraction kept in "
       "parentheses.\n\n";
+  md += selection_sentence(results.selection);
   bool running = false;
   for (const LineResult* line : all_lines(results)) {
     if (line != &results.main) md += "## Branch `" + line->name + "`\n\n";
@@ -577,8 +637,16 @@ std::string results_table(const LineResult& line) {
     }
     columns.push_back(std::move(column));
   }
+  for (const auto& set : final_sets(line.cycles)) {
+    Column column{test_set_label(set) + " final", ":-:", false, {}};
+    for (const auto& c : line.cycles) {
+      auto it = c.final_acc.find(set);
+      column.cells.push_back(it == c.final_acc.end() ? kMissing : format_accuracy(it->second));
+    }
+    columns.push_back(std::move(column));
+  }
   if (needs_val_column(line.cycles)) {
-    Column column{"Val", ":-:", false, {}};
+    Column column{selected_on_holdout(line.cycles) ? "Hold-out" : "Val", ":-:", false, {}};
     for (const auto& c : line.cycles) column.cells.push_back(accuracy_cell(c.best_val_acc));
     columns.push_back(std::move(column));
   }
@@ -591,6 +659,8 @@ RunResults collect_unchecked(const fs::path& run) {
   RunResults results;
   results.run = run;
   results.main = read_line(run, "main", results.notes);
+  for (const auto& c : results.main.cycles)
+    if (results.selection.empty()) results.selection = c.selection;
   const fs::path branches = run / "branches";
   if (fs::is_directory(branches)) {
     for (const auto& entry : fs::directory_iterator(branches))
@@ -622,8 +692,12 @@ void print_results_tables(const RunResults& results, std::ostream& out) {
 }
 
 ReportOutput write_report(const fs::path& run, const ReportOptions& options) {
+  if (!replicate_folders(run).empty()) return write_replicate_report(run, options);
   ReportOutput output;
   output.results = collect_run_results(run);
+  std::ostringstream tables;
+  print_results_tables(output.results, tables);
+  output.tables = tables.str();
   if (options.plots) write_plots(options, output);
   const std::pair<const char*, std::string> texts[] = {
       {"results.csv", results_csv(output.results)},

@@ -33,7 +33,11 @@ struct CycleResult {
   std::vector<LayerCount> layers;  // network order; empty when unknown
   std::optional<double> best_val_acc;
   std::optional<int64_t> best_iteration;
-  std::map<std::string, double> test_acc;  // test set name -> accuracy
+  std::map<std::string, double> test_acc;   // test set -> accuracy of the selected weights
+  std::map<std::string, double> final_acc;  // test set -> accuracy of the final iterate
+  // What best_val_acc was measured on: "hold-out of N training images", or the test split
+  // (the reference's protocol); empty when unknown.
+  std::string selection;
 };
 
 // The main line ("main") or one control branch, cycles in increasing order.
@@ -44,6 +48,8 @@ struct LineResult {
 
 struct RunResults {
   std::filesystem::path run;
+  // The selection set of the run's cycles (CycleResult::selection of the first that says).
+  std::string selection;
   LineResult main;
   std::vector<LineResult> branches;  // sorted by name
   std::vector<std::string> notes;    // what was skipped or guessed, for the user to see
@@ -64,8 +70,16 @@ std::string format_accuracy(double fraction);
 
 // The markdown table of one line in the reference README's layout:
 //   | Cycle | # Params (Conv)   | IN    | IN-V2 | ...
-// plus a "Val" column (best validation accuracy) when some cycle has no test results.
+// (the weights selected by best validation accuracy), then the same sets on the final
+// iterate ("IN final", ...) where tested, plus a "Val" column (best validation accuracy,
+// on the selection set) when the selection set is a hold-out or some cycle has no test
+// results.
 std::string results_table(const LineResult& line);
+
+// The run folder's name ("runs/x/" -> "x"), for titles.
+std::string run_display_name(const std::filesystem::path& run);
+// "**Selection set:** ..." for report headers (empty when the selection set is unknown).
+std::string selection_sentence(const std::string& selection);
 
 // The main table, then one table per branch, for a terminal.
 void print_results_tables(const RunResults& results, std::ostream& out);
@@ -77,13 +91,16 @@ struct ReportOptions {
 };
 
 struct ReportOutput {
-  RunResults results;
+  RunResults results;  // a replicated run: the run folder, its selection set and notes only
   std::vector<std::filesystem::path> files;  // everything written, in RUN/
+  std::string tables;  // the results tables, for a terminal
 };
 
 // Writes RUN/report.md, results.csv, results.json, accuracy_vs_density.{png,svg} and
 // layer_density.{png,svg} (each atomically). A plot that cannot be drawn (no data, or
 // PLplot lacking a device) is skipped with a note in results.notes and a log line.
+// A run of several replicates (RUN/replicate_<r>/) gets the aggregated report of
+// io/replicates.h instead, and each replicate its own.
 ReportOutput write_report(const std::filesystem::path& run, const ReportOptions& options = {});
 
 }  // namespace lth::io

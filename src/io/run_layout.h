@@ -22,4 +22,10 @@ inline std::filesystem::path branch_cycle_dir(const std::filesystem::path& run,
   return cycle_dir(run / "branches" / branch, cycle);
 }
 
+// RUN/replicate_2: replicate 2 of a run of several (run.replicates > 1), itself a run folder.
+inline std::filesystem::path replicate_dir(const std::filesystem::path& run, int replicate) {
+  return run / fmt::format("replicate_{}", replicate);
+}
+inline constexpr const char* kReplicatePrefix = "replicate_";
+
 }  // namespace lth::io

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "models/autocast.h"
 #include "models/init.h"
 #include "models/network_base.h"
 
@@ -37,7 +38,7 @@ class MlpHead {
   }
   torch::Tensor forward(torch::Tensor x) {
     for (auto& layer : hidden_) x = torch::relu(layer->forward(x));
-    return fc_->forward(x);
+    return float32_head(fc_, x);
   }
 
  private:

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "models/autocast.h"
 #include "models/init.h"
 #include "models/network_base.h"
 
@@ -90,7 +91,7 @@ class ResNet : public NetworkBase {
     auto x = bn1_->forward(conv1_->forward(standardize(images))).relu_();
     if (pool_stem_) x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
     for (auto& layer : layers_) x = layer->forward(x);
-    return fc_->forward(x.mean({2, 3}));
+    return float32_head(fc_, x.mean({2, 3}));
   }
 
   void initialise(uint64_t seed) {

@@ -1,4 +1,5 @@
 #include "train/trainer.h"
+#include "train/resume_check.h"
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -14,7 +15,7 @@
 #include "io/checkpoint.h"
 #include "io/run_layout.h"
 #include "train/loss_scale.h"
-#include "train/precision.h"
+#include "models/autocast.h"
 
 namespace lth::train {
 namespace {
@@ -98,6 +99,10 @@ class Phase {
   TrainResult run() {
     require(config_.schedule.total_steps > 0, "the number of iterations must be positive");
     require(config_.eval_every > 0, "--eval_every must be positive");
+    const int64_t per_rank = config_.batch_size / comm_->world_size();
+    require(config_.micro_batch == 0 || per_rank % config_.micro_batch == 0,
+            fmt::format("--micro_batch {} must divide the per-rank batch {} (batch size {} over {} ranks)",
+                        config_.micro_batch, per_rank, config_.batch_size, comm_->world_size()));
     net_.to(config_.device);
     const bool resumed = try_resume();
     if (state_.complete) return result();
@@ -169,6 +174,7 @@ class Phase {
     pruning::load_state(net_, ckpt.state, path.string());
     for (auto& [name, mask] : ckpt.masks) mask = mask.to(config_.device);
     in_.masks = ckpt.masks;
+    check_trainer_state(ckpt.trainer, path.string(), config_.schedule.total_steps);
     state_ = PhaseState::from_json(ckpt.trainer);
     resume_momentum_ = std::move(ckpt.momentum);
     log_.truncate_after(state_.iteration);
@@ -204,7 +210,7 @@ class Phase {
       auto labels = batch.labels.narrow(0, begin, len).to(config_.device, /*non_blocking=*/true);
       torch::Tensor loss;
       {
-        AutocastGuard autocast(config_.mixed_precision, config_.device);
+        models::AutocastGuard autocast(config_.mixed_precision, config_.device);
         auto logits = net_.forward(images);
         loss = torch::nn::functional::cross_entropy(
             logits.to(torch::kFloat32), labels,
@@ -294,8 +300,9 @@ class Phase {
       return false;
     }
     average_batchnorm_statistics();
-    const auto eo = rank_eval_options(comm_, config_.eval_batch_size, config_.num_workers,
-                                      config_.device, in_.val_class_subset);
+    auto eo = rank_eval_options(comm_, config_.eval_batch_size, config_.num_workers,
+                                config_.device, in_.val_class_subset);
+    eo.mixed_precision = config_.mixed_precision;
     const auto val = eval::evaluate(net_, in_.val_set, eo);
     const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     const double ips = (state_.iteration - start_iteration_) * config_.batch_size / std::max(seconds, 1e-9);

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace lth::testing {
@@ -27,6 +29,11 @@ inline CommandResult run_command(const std::string& command) {
 
 inline CommandResult run_lth(const std::string& args) {
   return run_command(std::string(LTH_BINARY) + " " + args);
+}
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 inline std::filesystem::path fresh_dir(const std::string& name) {

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "data/imagenet/codec.h"
@@ -173,4 +176,40 @@ TEST(Codec, RegionDecodeStillRejectsTruncatedFiles) {
   EXPECT_THROW(decode_region(jpeg.data(), jpeg.size(), info, Scale{}, PixelBox{0, 0, 8, 8}, part,
                              &top, &left),
                DecodeError);
+}
+
+// Decoding uses the fast integer inverse DCT, as TensorFlow's decode_jpeg does by default:
+// the pixels equal libjpeg-turbo's own `djpeg -dct fast` (an independent decoder binary),
+// and differ from its accurate `-dct int` output.
+static std::vector<uint8_t> djpeg_pixels(const std::string& jpeg_path, const char* dct) {
+  const std::string command = std::string("djpeg -dct ") + dct + " -ppm " + jpeg_path;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return {};
+  std::vector<uint8_t> bytes;
+  int c;
+  while ((c = std::fgetc(pipe)) != EOF) bytes.push_back(static_cast<uint8_t>(c));
+  ::pclose(pipe);
+  // "P6\n<w> <h>\n255\n" then the pixels: skip three header lines.
+  size_t pos = 0;
+  for (int lines = 0; lines < 3 && pos < bytes.size(); ++pos)
+    if (bytes[pos] == '\n') ++lines;
+  return std::vector<uint8_t>(bytes.begin() + static_cast<std::ptrdiff_t>(pos), bytes.end());
+}
+
+TEST(Codec, DecodesWithTheFastIntegerIdctAsTensorFlow) {
+  if (std::system("command -v djpeg >/dev/null 2>&1") != 0) GTEST_SKIP() << "djpeg (libjpeg-turbo-progs) not installed";
+  std::vector<uint8_t> rgb(size_t(96) * 64 * 3);
+  uint32_t state = 12345;  // noise makes the two IDCTs round differently somewhere
+  for (auto& v : rgb) v = static_cast<uint8_t>((state = state * 1103515245u + 12345u) >> 24);
+  const auto jpeg = encode_jpeg(rgb.data(), 96, 64, JpegPixels::Rgb, 90);
+  const std::string path = ::testing::TempDir() + "lth_fast_idct.jpg";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fwrite(jpeg.data(), 1, jpeg.size(), f);
+  std::fclose(f);
+  const auto ours = decode_all(jpeg).pixels;
+  EXPECT_EQ(ours, djpeg_pixels(path, "fast"));
+  EXPECT_NE(ours, djpeg_pixels(path, "int"));
+  // The crop-only path decodes the same pixels as this full decode (RegionDecode test).
+  std::remove(path.c_str());
 }

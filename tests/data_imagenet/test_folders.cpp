@@ -31,7 +31,7 @@ class GeneratedRoot : public ::testing::Test {
     root_ = temp_dir("imagenet_root");
     MakeImagenetOptions o;
     o.out = root_;
-    o.classes = 6;
+    o.classes = 7;  // ImageNet-R classes 1, 2, 4, 6 and ImageNet-A class 6 among them
     o.per_class = 3;
     o.test_per_class = 2;
     o.size = 48;
@@ -74,32 +74,32 @@ TEST(ClassIndex, CanonicalListIsTheImagenet1kOrder) {
 
 TEST_F(GeneratedRoot, IndexIsDerivedFromTrainAndMatchesTheCanonicalPrefix) {
   const auto index = ClassIndex::for_data_root(root_);
-  ASSERT_EQ(index.size(), 6);
+  ASSERT_EQ(index.size(), 7);
   EXPECT_FALSE(index.is_canonical());
-  for (int64_t i = 0; i < 6; ++i) EXPECT_EQ(index.wnid(i), canonical_wnids()[size_t(i)]);
+  for (int64_t i = 0; i < 7; ++i) EXPECT_EQ(index.wnid(i), canonical_wnids()[size_t(i)]);
   EXPECT_TRUE(ClassIndex::for_data_root(root_ / "nowhere").is_canonical());
 }
 
 TEST_F(GeneratedRoot, LayoutCountsAreAsRequested) {
-  EXPECT_EQ(report_.images.at("imagenet/train"), 6 * 3 + 5);  // + 5 odd files
-  EXPECT_EQ(report_.images.at("imagenet/val"), 6 * 2);
-  EXPECT_EQ(report_.images.at("imagenet-v2"), 6 * 2);
-  EXPECT_EQ(report_.images.at("imagenet-sketch"), 6 * 2);
-  EXPECT_EQ(report_.images.at("imagenet-r"), 3 * 2);  // classes 0, 2, 4
-  EXPECT_EQ(report_.images.at("imagenet-a"), 2 * 2);  // classes 0, 3
+  EXPECT_EQ(report_.images.at("imagenet/train"), 7 * 3 + 5);  // + 5 odd files
+  EXPECT_EQ(report_.images.at("imagenet/val"), 7 * 2);
+  EXPECT_EQ(report_.images.at("imagenet-v2"), 7 * 2);
+  EXPECT_EQ(report_.images.at("imagenet-sketch"), 7 * 2);
+  EXPECT_EQ(report_.images.at("imagenet-r"), 4 * 2);  // classes 1, 2, 4, 6 (the fixed R list)
+  EXPECT_EQ(report_.images.at("imagenet-a"), 1 * 2);  // class 6 (the fixed A list)
 }
 
 TEST_F(GeneratedRoot, V2NumericFoldersMapToTheirClasses) {
   const auto index = ClassIndex::for_data_root(root_);
   const auto v2 =
       open_numeric_dataset("imagenet-v2", root_ / "imagenet-v2", index.size(), eval_options());
-  ASSERT_EQ(v2->size(), 12);
+  ASSERT_EQ(v2->size(), 14);
   std::set<int64_t> labels;
   for (const auto& s : v2->samples()) {
     EXPECT_EQ(s.label, std::stoll(s.path.parent_path().filename().string()));
     labels.insert(s.label);
   }
-  EXPECT_EQ(labels, (std::set<int64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(labels, (std::set<int64_t>{0, 1, 2, 3, 4, 5, 6}));
   // Numeric order, not string order, and folders beyond the label space are skipped.
   fs::create_directories(root_ / "v2_extra" / "10");
   fs::create_directories(root_ / "v2_extra" / "2");
@@ -114,15 +114,21 @@ TEST_F(GeneratedRoot, V2NumericFoldersMapToTheirClasses) {
   EXPECT_EQ(many[1].label, 10);
 }
 
-TEST_F(GeneratedRoot, RenditionAndAdversarialSubsetsAreTheClassesPresent) {
-  for (const auto& index : {ClassIndex::for_data_root(root_), ClassIndex::canonical()}) {
-    const auto r =
-        open_wnid_subset_dataset("imagenet-r", root_ / "imagenet-r", index, eval_options());
-    const auto a =
-        open_wnid_subset_dataset("imagenet-a", root_ / "imagenet-a", index, eval_options());
-    EXPECT_EQ(r->class_subset(), manifest_["imagenet_r_labels"].get<std::vector<int64_t>>());
-    EXPECT_EQ(a->class_subset(), manifest_["imagenet_a_labels"].get<std::vector<int64_t>>());
-    EXPECT_EQ(r->class_subset(), (std::vector<int64_t>{0, 2, 4}));
+TEST_F(GeneratedRoot, RenditionAndAdversarialSubsetsAreTheFixedListsWithinTheIndex) {
+  const auto root_index = ClassIndex::for_data_root(root_);
+  for (const auto& index : {root_index, ClassIndex::canonical()}) {
+    const auto r = open_wnid_subset_dataset("imagenet-r", root_ / "imagenet-r", index,
+                                            SubsetList::ImageNetR, eval_options());
+    const auto a = open_wnid_subset_dataset("imagenet-a", root_ / "imagenet-a", index,
+                                            SubsetList::ImageNetA, eval_options());
+    if (index.size() == 7) {  // the generated root's 7 classes: the lists' classes among them
+      EXPECT_EQ(r->class_subset(), manifest_["imagenet_r_labels"].get<std::vector<int64_t>>());
+      EXPECT_EQ(a->class_subset(), manifest_["imagenet_a_labels"].get<std::vector<int64_t>>());
+      EXPECT_EQ(r->class_subset(), (std::vector<int64_t>{1, 2, 4, 6}));
+    } else {  // the canonical index: always the whole 200-class list, folders or not
+      EXPECT_EQ(r->class_subset(), subset_canonical_classes(SubsetList::ImageNetR));
+      EXPECT_EQ(a->class_subset(), subset_canonical_classes(SubsetList::ImageNetA));
+    }
     EXPECT_EQ(a->num_classes(), index.size());  // labels stay in the full label space
     for (const auto& s : r->samples()) {
       EXPECT_EQ(index.wnid(s.label), s.path.parent_path().filename().string());
@@ -137,7 +143,7 @@ TEST_F(GeneratedRoot, OddFilesAreDecodedOrSkippedAsSpecified) {
   const auto index = ClassIndex::for_data_root(root_);
   const auto train =
       open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, eval_options());
-  ASSERT_EQ(train->size(), 23);
+  ASSERT_EQ(train->size(), 26);  // 7 x 3 + 5 odd files
   std::map<std::string, int64_t> position;
   for (int64_t i = 0; i < train->size(); ++i)
     position[train->samples()[size_t(i)].path.filename().string()] = i;
@@ -176,7 +182,7 @@ TEST_F(GeneratedRoot, OddFilesAreDecodedOrSkippedAsSpecified) {
 TEST_F(GeneratedRoot, EveryRegularSampleDecodes) {
   const auto index = ClassIndex::for_data_root(root_);
   for (const char* layout : {"imagenet-sketch", "imagenet-r", "imagenet-a"}) {
-    const auto ds = open_wnid_subset_dataset(layout, root_ / layout, index, eval_options(true));
+    const auto ds = open_wnid_dataset(layout, root_ / layout, index, eval_options(true));
     lth::Rng rng(0);
     for (int64_t i = 0; i < ds->size(); ++i) EXPECT_TRUE(ds->get(i, rng).has_value());
   }

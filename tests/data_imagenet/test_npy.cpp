@@ -99,12 +99,17 @@ TEST(Npy, ArrayDatasetServesImagesAndResizes) {
   write_npy(dir / "test_images.npy", images);
   write_npy(dir / "test_labels.npy", torch::tensor({5, 1, 5, 9}, torch::kInt64));
   lth::Rng rng(0);
-  const auto same = NpyDataset::open("ImageNetR_x16", dir, 1000, 16, /*subset_from_labels=*/true);
+  // Labels are positions in a list of classes: 5 -> positions[5] = 150.
+  const std::vector<int64_t> positions{100, 110, 120, 130, 140, 150, 160, 170, 180, 190};
+  const auto same = NpyDataset::open("ImageNetR_x16", dir, 1000, 16, &positions);
   ASSERT_EQ(same->size(), 4);
-  EXPECT_EQ(same->class_subset(), (std::vector<int64_t>{1, 5, 9}));
+  EXPECT_EQ(same->class_subset(), positions);
   const auto ex = same->get(2, rng);
   ASSERT_TRUE(ex.has_value());
-  EXPECT_EQ(ex->label, 5);
+  EXPECT_EQ(ex->label, 150);
+  EXPECT_EQ(same->label(1), 110);
+  const std::vector<int64_t> too_short{100, 110, 120};  // label 5 is no position in it
+  EXPECT_THROW(NpyDataset::open("ImageNetR_x16", dir, 1000, 16, &too_short), lth::UserError);
   EXPECT_TRUE(torch::equal(ex->image, images[2]));
   const auto bigger = NpyDataset::open("ImageNetR_x16", dir, 1000, 32);
   EXPECT_TRUE(bigger->class_subset().empty());

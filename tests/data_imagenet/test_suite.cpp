@@ -69,20 +69,30 @@ TEST_F(SuiteRoot, ListsAbsentSetsAndReadsArrays) {
   fs::remove_all(root_ / "imagenet-a");
   fs::remove_all(root_ / "imagenet-sketch");
   fs::create_directories(root_ / "imagenet-sketch");  // empty folder counts as absent
-  const fs::path arrays = root_ / "ImageNetR_x32";
+  // An ImageNet-R array holds positions in the 200-class list: this 7-class root cannot
+  // score it (the list's classes are missing from its index), which is an error naming it.
+  const fs::path r_arrays = root_ / "ImageNetR_x32";
+  fs::create_directories(r_arrays);
+  img::write_npy(r_arrays / "test_images.npy", torch::zeros({3, 32, 32, 3}, torch::kUInt8));
+  img::write_npy(r_arrays / "test_labels.npy", torch::tensor({4, 2, 4}, torch::kInt64));
+  SuiteOptions o;
+  o.image_size = 32;
+  EXPECT_THROW(discover_test_suite(root_, o), lth::UserError);
+  fs::remove_all(r_arrays);
+  // Other arrays are scored over all classes with their stored labels.
+  const fs::path arrays = root_ / "ImageNetSketch_x32";
   fs::create_directories(arrays);
   img::write_npy(arrays / "test_images.npy", torch::zeros({3, 32, 32, 3}, torch::kUInt8));
   img::write_npy(arrays / "test_labels.npy", torch::tensor({4, 2, 4}, torch::kInt64));
-  SuiteOptions o;
-  o.image_size = 32;
   const auto suite = discover_test_suite(root_, o);
   ASSERT_EQ(suite.absent.size(), 2u);
   EXPECT_EQ(suite.absent[0].name, "imagenet-a");
   EXPECT_EQ(suite.absent[1].name, "imagenet-sketch");
-  const TestSet* r = find(suite, "ImageNetR_x32");
-  ASSERT_NE(r, nullptr);
-  EXPECT_EQ(r->class_subset, (std::vector<int64_t>{2, 4}));
-  EXPECT_EQ(r->dataset->size(), 3);
+  const TestSet* sketch = find(suite, "ImageNetSketch_x32");
+  ASSERT_NE(sketch, nullptr);
+  EXPECT_TRUE(sketch->class_subset.empty());
+  EXPECT_EQ(sketch->dataset->size(), 3);
+  EXPECT_EQ(sketch->dataset->label(1), 2);
 
   o.only = {"imagenet-v2"};
   const auto only = discover_test_suite(root_, o);

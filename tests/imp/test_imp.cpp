@@ -114,6 +114,58 @@ TEST(Imp, TwoCyclesAndABranchMakeTheRunFolderAndReport) {
   fs::remove_all(run);
 }
 
+// Hold-out selection and replicates: each replicate a complete run folder with a derived
+// seed; the selection set recorded; the test sets scored on selected and final weights; a
+// lone run with a replicate's derived seed reproduces that replicate bit for bit.
+TEST(Imp, ReplicatesWithHoldoutSelectionAggregateAndReproduce) {
+  const auto run = fresh_dir("imp_replicates"), lone = fresh_dir("imp_replicate_alone");
+  const std::string common = " --holdout 64 --cycles 1 --set imp.cycle_iterations=30 --set imp.rewind_iterations=20";
+  auto r = run_lth("imp --config " + tiny_config(run) + common +
+                   " --replicates 2 --branches random_pruning --save " + run.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  int64_t seeds[2] = {0, 0};
+  for (int rep = 0; rep < 2; ++rep) {
+    const auto dir = run / ("replicate_" + std::to_string(rep));
+    for (const char* f : {"config.toml", "iter_000020.safetensors", "000/summary.json", "001/summary.json",
+                          "branches/random_pruning/001/summary.json", "report.md"})
+      EXPECT_TRUE(fs::exists(dir / f)) << dir << "/" << f;
+    const auto s = read_json(dir / "001" / "summary.json");
+    EXPECT_EQ(s["selection"]["set"], "holdout");
+    EXPECT_EQ(s["selection"]["count"], 64);
+    EXPECT_TRUE(s["test"].contains("synthetic")) << s.dump();
+    EXPECT_TRUE(s["test_final"].contains("synthetic")) << s.dump();
+    std::ifstream config(dir / "config.toml");
+    for (std::string line; std::getline(config, line);)
+      if (line.rfind("seed = ", 0) == 0) seeds[rep] = std::stoll(line.substr(7));
+  }
+  EXPECT_NE(seeds[0], seeds[1]);
+  EXPECT_NE(seeds[0], 5);
+  const std::string report = testing::read_file(run / "report.md");
+  EXPECT_NE(report.find("2 independent replicates"), std::string::npos) << report;
+  EXPECT_NE(report.find("hold-out of 64 training images"), std::string::npos) << report;
+  EXPECT_NE(report.find("random_pruning"), std::string::npos) << report;
+  EXPECT_EQ(testing::read_file(run / "results.csv").substr(0, 50),
+            std::string("replicate,branch,cycle,density,set,accuracy,weights\n").substr(0, 50));
+  EXPECT_TRUE(is_png(run / "accuracy_vs_density.png"));
+  // Changing the layout of an existing run is refused.
+  const auto layout = run_lth("imp --config " + tiny_config(run) + common + " --replicates 1 --save " + run.string());
+  EXPECT_NE(layout.status, 0);
+  EXPECT_NE(layout.output.find("run.replicates"), std::string::npos) << layout.output;
+
+  r = run_lth("imp --config " + tiny_config(lone) + common + " --seed " + std::to_string(seeds[1]) +
+              " --save " + lone.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* cycle : {"000", "001"}) {
+    const auto x = io::load_checkpoint(run / "replicate_1" / cycle / "best_acc.safetensors");
+    const auto y = io::load_checkpoint(lone / cycle / "best_acc.safetensors");
+    for (const auto& [name, t] : x.state) EXPECT_TRUE(torch::equal(t, y.state.at(name))) << cycle << name;
+    EXPECT_EQ(read_json(run / "replicate_1" / cycle / "summary.json")["test"].dump(),
+              read_json(lone / cycle / "summary.json")["test"].dump());
+  }
+  fs::remove_all(run);
+  fs::remove_all(lone);
+}
+
 // Starts `lth imp` and SIGKILLs it after `delay`; returns true if it finished first.
 bool run_and_kill(const std::vector<std::string>& args, std::chrono::milliseconds delay) {
   std::vector<char*> argv;

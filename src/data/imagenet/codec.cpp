@@ -1,7 +1,10 @@
 #include "data/imagenet/codec.h"
 
+#include <fcntl.h>
 #include <png.h>
+#include <sys/stat.h>
 #include <turbojpeg.h>
+#include <unistd.h>
 #ifdef LTH_HAVE_LIBJPEG
 #include <csetjmp>
 #include <cstddef>
@@ -11,7 +14,10 @@
 #endif
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -110,6 +116,12 @@ void inverted_cmyk_to_rgb(const uint8_t* cmyk, size_t pixels, uint8_t* rgb) {
   }
 }
 
+// TJFLAG_LIMITSCANS: TurboJPEG refuses progressive files of more than 500 scans
+// (kMaxJpegScans), the guard libjpeg-turbo added against scan-flooding files.
+// TJFLAG_FASTDCT: the fast integer inverse DCT, which is what TensorFlow's decode_jpeg (and
+// so the reference's TFDS input pipeline) uses by default (dct_method "" = INTEGER_FAST).
+constexpr int kTjDecodeFlags = TJFLAG_LIMITSCANS | TJFLAG_FASTDCT;
+
 void decode_jpeg(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale,
                  RgbImage& out) {
   const int w = scale.apply(info.width);
@@ -123,7 +135,7 @@ void decode_jpeg(const uint8_t* data, size_t size, const ImageInfo& info, Scale 
   if (info.cmyk) cmyk.resize(n * 4);
   uint8_t* target = info.cmyk ? cmyk.data() : out.pixels.data();
   const int rc = tjDecompress2(decompressor(), data, static_cast<unsigned long>(size), target, w, 0,
-                               h, info.cmyk ? TJPF_CMYK : TJPF_RGB, 0);
+                               h, info.cmyk ? TJPF_CMYK : TJPF_RGB, kTjDecodeFlags);
   if (rc != 0) {
     const std::string message = tjGetErrorStr2(decompressor());
     if (tjGetErrorCode(decompressor()) == TJERR_FATAL || warning_is_fatal(message)) {
@@ -161,6 +173,33 @@ void on_jpeg_message(j_common_ptr cinfo, int level) {
   }
 }
 
+// Counts scans as libjpeg consumes them and stops a file that has too many, as djpeg's
+// -maxscans and TurboJPEG's TJFLAG_LIMITSCANS do. Called by libjpeg between iMCU rows, so
+// jumping out from here is as safe as error_exit.
+struct ScanLimit {
+  jpeg_progress_mgr mgr;
+  JpegErrors* errors;
+};
+
+void on_jpeg_progress(j_common_ptr cinfo) {
+  if (!cinfo->is_decompressor) return;
+  const int scan = reinterpret_cast<j_decompress_ptr>(cinfo)->input_scan_number;
+  if (scan <= kMaxJpegScans) return;
+  auto* limit = reinterpret_cast<ScanLimit*>(cinfo->progress);
+  std::snprintf(limit->errors->message, sizeof limit->errors->message,
+                "progressive JPEG has more than %d scans", kMaxJpegScans);
+  longjmp(limit->errors->jump, 1);
+}
+
+// libjpeg's own working memory (the whole-image coefficient buffer of a progressive file
+// is the big item: 2 bytes per coefficient) for a picture of `pixels` pixels: generous for
+// any real file within the pixel cap, and with no backing store configured, libjpeg fails
+// cleanly (JERR_NO_BACKING_STORE) rather than allocating past it.
+long jpeg_memory_budget(const ImageInfo& info) {
+  const auto pixels = static_cast<long>(info.width) * static_cast<long>(info.height);
+  return 16 * pixels + (64L << 20);
+}
+
 // Rows [0, box bottom) of the scaled picture are read (rows above the box are skipped, which
 // avoids their IDCT and colour conversion), columns cropped to the iMCUs covering the box.
 // Returns false with errors->message set on failure.
@@ -174,15 +213,28 @@ bool libjpeg_region(const uint8_t* data, size_t size, const ImageInfo& info, Sca
   errors->fatal_warning = false;
   errors->message[0] = '\0';
   jpeg_create_decompress(&cinfo);
+  cinfo.mem->max_memory_to_use = jpeg_memory_budget(info);
+  ScanLimit scan_limit{};
+  scan_limit.mgr.progress_monitor = on_jpeg_progress;
+  scan_limit.errors = errors;
+  cinfo.progress = &scan_limit.mgr;
   if (setjmp(errors->jump)) {
     jpeg_destroy_decompress(&cinfo);
     return false;
   }
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
+  // The header probe() checked is the one decoded (a second SOF would be an error anyway).
+  if (static_cast<int>(cinfo.image_width) != info.width ||
+      static_cast<int>(cinfo.image_height) != info.height) {
+    std::snprintf(errors->message, sizeof errors->message, "JPEG size changed between reads");
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   cinfo.out_color_space = info.cmyk ? JCS_CMYK : JCS_RGB;
   cinfo.scale_num = static_cast<unsigned>(scale.num);
   cinfo.scale_denom = static_cast<unsigned>(scale.denom);
+  cinfo.dct_method = JDCT_IFAST;  // as TurboJPEG's TJFLAG_FASTDCT above: the same pixels
   jpeg_start_decompress(&cinfo);
   // Fancy upsampling treats the edges of a cropped scanline as picture edges, so the outer
   // columns of a crop can differ from a full decode: ask for two more columns on each side.
@@ -214,12 +266,18 @@ bool ends_with_eoi(const uint8_t* d, size_t n) {
 }
 #endif
 
-void decode_png(const uint8_t* data, size_t size, RgbImage& out) {
+void decode_png(const uint8_t* data, size_t size, const ImageInfo& info, RgbImage& out) {
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&image, data, size)) {
     throw DecodeError(std::string("PNG decode failed: ") + image.message);
+  }
+  // libpng's own reading of IHDR must agree with probe()'s, which checked the pixel cap.
+  if (image.width != static_cast<png_uint_32>(info.width) ||
+      image.height != static_cast<png_uint_32>(info.height)) {
+    png_image_free(&image);
+    throw DecodeError("PNG header disagrees with itself");
   }
   // Alpha, if any, is dropped (as PIL's convert("RGB") does), not composited.
   const bool alpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0;
@@ -244,7 +302,7 @@ void decode_png(const uint8_t* data, size_t size, RgbImage& out) {
 
 }  // namespace
 
-ImageInfo probe(const uint8_t* data, size_t size) {
+ImageInfo probe(const uint8_t* data, size_t size, const DecodeLimits& limits) {
   if (size == 0) throw DecodeError("empty file");
   ImageInfo info;
   if (is_jpeg(data, size)) {
@@ -258,6 +316,12 @@ ImageInfo probe(const uint8_t* data, size_t size) {
     throw DecodeError("implausible image size " + std::to_string(info.width) + "x" +
                       std::to_string(info.height));
   }
+  const int64_t pixels = int64_t{info.width} * int64_t{info.height};
+  if (pixels > limits.max_pixels) {
+    throw DecodeError("image of " + std::to_string(info.width) + "x" +
+                      std::to_string(info.height) + " pixels exceeds the limit of " +
+                      std::to_string(limits.max_pixels) + " (LTH_MAX_IMAGE_PIXELS)");
+  }
   return info;
 }
 
@@ -267,7 +331,7 @@ void decode(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale
       decode_jpeg(data, size, info, scale, out);
       return;
     case ImageFormat::Png:
-      decode_png(data, size, out);
+      decode_png(data, size, info, out);
       return;
     case ImageFormat::Unknown:
       break;
@@ -278,7 +342,11 @@ void decode(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale
 void decode_region(const uint8_t* data, size_t size, const ImageInfo& info, Scale scale,
                    PixelBox box, RgbImage& out, int* origin_top, int* origin_left) {
 #ifdef LTH_HAVE_LIBJPEG
-  if (info.format == ImageFormat::Jpeg && ends_with_eoi(data, size)) {
+  if (info.format == ImageFormat::Jpeg) {
+    // A JPEG missing its EOI marker is decoded whole, so that truncation is always seen
+    // (libjpeg warns "premature end" only when it reaches the missing rows); through
+    // libjpeg either way, for its scan and memory limits.
+    if (!ends_with_eoi(data, size)) box = PixelBox{0, 0, scale.apply(info.height), scale.apply(info.width)};
     thread_local std::vector<uint8_t> rows;
     thread_local JpegErrors errors;
     int w = 0, h = 0, left = 0;
@@ -359,16 +427,44 @@ std::vector<uint8_t> encode_png(const uint8_t* rgb, int width, int height) {
   return out;
 }
 
-void read_file(const std::filesystem::path& path, std::vector<uint8_t>& out) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) throw DecodeError(std::string("cannot open: ") + std::strerror(errno));
-  if (std::fseek(file.get(), 0, SEEK_END) != 0) throw DecodeError("cannot seek");
-  const long size = std::ftell(file.get());
-  if (size < 0) throw DecodeError("cannot tell size");
-  std::rewind(file.get());
+DecodeLimits default_decode_limits() {
+  DecodeLimits limits;
+  if (const char* text = std::getenv("LTH_MAX_IMAGE_PIXELS"); text != nullptr) {
+    const char* end = text + std::strlen(text);
+    int64_t value = 0;
+    const auto [ptr, ec] = std::from_chars(text, end, value);
+    require(ec == std::errc() && ptr == end && value > 0,
+            std::string("environment variable LTH_MAX_IMAGE_PIXELS=") + text +
+                ": expected a positive integer");
+    limits.max_pixels = value;
+  }
+  return limits;
+}
+
+void read_file(const std::filesystem::path& path, std::vector<uint8_t>& out, uint64_t max_bytes) {
+  // O_NONBLOCK: a FIFO named like an image must not block the worker waiting for a writer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw DecodeError(std::string("cannot open: ") + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw DecodeError(std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw DecodeError("not a regular file");
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size > max_bytes) {
+    throw DecodeError("file of " + std::to_string(size) + " bytes exceeds the limit of " +
+                      std::to_string(max_bytes));
+  }
   out.resize(static_cast<size_t>(size));
-  if (size > 0 && std::fread(out.data(), 1, out.size(), file.get()) != out.size()) {
-    throw DecodeError("short read");
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw DecodeError(std::string("read failed: ") + std::strerror(errno));
+    if (n == 0) throw DecodeError("short read (file shrank)");
+    done += static_cast<size_t>(n);
   }
 }
 
@@ -376,6 +472,9 @@ void write_file(const std::filesystem::path& path, const std::vector<uint8_t>& b
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
   require(file != nullptr, "cannot write " + path.string() + ": " + std::strerror(errno));
   require(bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), file.get()) == bytes.size(),
+          "cannot write " + path.string() + ": " + std::strerror(errno));
+  // fclose flushes the stdio buffer: a full disk is reported here, not by fwrite.
+  require(std::fclose(file.release()) == 0,
           "cannot write " + path.string() + ": " + std::strerror(errno));
 }
 

@@ -49,8 +49,25 @@ struct Scale {
   int apply(int full) const { return (full * num + denom - 1) / denom; }
 };
 
-// Sniffs the format from the magic bytes and reads the header. Throws DecodeError.
-ImageInfo probe(const uint8_t* data, size_t size);
+// What one picture may cost, so that a hostile file (a 65-byte PNG claiming 32000 x 32000
+// pixels, a progressive JPEG whose coefficient buffer needs gigabytes, a file of thousands
+// of scans) is one skipped sample rather than an exhausted machine. The default pixel cap
+// is about three times the largest picture in ImageNet (digital-camera originals of at most
+// ~21 megapixels); set LTH_MAX_IMAGE_PIXELS to change it (docs/ROBUSTNESS.md).
+struct DecodeLimits {
+  int64_t max_pixels = int64_t{64} << 20;  // width * height, checked from the header
+  uint64_t max_file_bytes = uint64_t{256} << 20;  // larger files are not read at all
+};
+// The defaults, with max_pixels from the environment variable LTH_MAX_IMAGE_PIXELS when it
+// is set (a positive integer; anything else is a UserError naming the variable).
+DecodeLimits default_decode_limits();
+// Progressive JPEGs with more scans than this are refused (TurboJPEG's own limit): a file
+// of thousands of tiny scans costs a full pass over the coefficients per scan.
+inline constexpr int kMaxJpegScans = 500;
+
+// Sniffs the format from the magic bytes and reads the header. Throws DecodeError, also
+// when the picture exceeds `limits.max_pixels` or 65,536 pixels a side.
+ImageInfo probe(const uint8_t* data, size_t size, const DecodeLimits& limits = DecodeLimits{});
 
 // Decodes to RGB. `scale` applies to JPEGs only (other formats decode at full size).
 // `out` is reused: its buffer grows as needed, so a worker that keeps one RgbImage
@@ -88,8 +105,11 @@ std::vector<uint8_t> encode_jpeg(const uint8_t* pixels, int width, int height, J
 // Encodes RGB as an 8-bit PNG.
 std::vector<uint8_t> encode_png(const uint8_t* rgb, int width, int height);
 
-// Whole file into `out` (reused buffer). Throws DecodeError if it cannot be read.
-void read_file(const std::filesystem::path& path, std::vector<uint8_t>& out);
+// Whole file into `out` (reused buffer). Throws DecodeError if it cannot be read, is not a
+// regular file (a FIFO or device under an image's name is refused without blocking), or is
+// larger than `max_bytes`.
+void read_file(const std::filesystem::path& path, std::vector<uint8_t>& out,
+               uint64_t max_bytes = DecodeLimits{}.max_file_bytes);
 // Writes bytes to a file; throws UserError naming the file on failure.
 void write_file(const std::filesystem::path& path, const std::vector<uint8_t>& bytes);
 

@@ -26,8 +26,12 @@ std::vector<fs::path> sorted_entries(const fs::path& dir, bool directories) {
   std::vector<fs::path> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const bool is_dir = entry.is_directory();
-    if (is_dir == directories && entry.path().filename().string().rfind('.', 0) != 0) {
+    // Folders for classes, regular files for samples: a FIFO, socket or device named like
+    // an image is not listed (opening a FIFO would block a worker forever).
+    std::error_code type_ec;
+    const bool wanted =
+        directories ? entry.is_directory(type_ec) : entry.is_regular_file(type_ec);
+    if (wanted && entry.path().filename().string().rfind('.', 0) != 0) {
       out.push_back(entry.path());
     }
   }
@@ -71,8 +75,14 @@ std::optional<Example> ImageFolderDataset::get(int64_t index, Rng& rng) const {
   thread_local std::vector<uint8_t> bytes;  // reused across calls of one worker
   auto image = torch::empty({options_.size, options_.size, 3}, torch::kUInt8);
   try {
-    read_file(sample.path, bytes);
-    decode_and_transform(bytes.data(), bytes.size(), spec_, rng, image.data_ptr<uint8_t>());
+    try {
+      read_file(sample.path, bytes, options_.limits.max_file_bytes);
+      decode_and_transform(bytes.data(), bytes.size(), spec_, options_.limits, rng,
+                           image.data_ptr<uint8_t>());
+    } catch (const std::bad_alloc&) {
+      // Within the caps a picture may still not fit the memory left: that file is skipped.
+      throw DecodeError("out of memory decoding it");
+    }
   } catch (const DecodeError& e) {
     unreadable_.fetch_add(1);
     if (options_.strict) throw UserError(sample.path.string() + ": " + e.what());
@@ -142,11 +152,41 @@ std::shared_ptr<ImageFolderDataset> open_wnid_dataset(const std::string& name, c
 std::shared_ptr<ImageFolderDataset> open_wnid_subset_dataset(const std::string& name,
                                                              const fs::path& dir,
                                                              const ClassIndex& index,
+                                                             SubsetList list,
                                                              const FolderOptions& options) {
-  std::vector<int64_t> present;
-  auto samples = list_wnid_folders(dir, index, &present);
+  check_folder(dir);
+  const auto wnids = subset_wnids(list);
+  const std::set<std::string> listed(wnids.begin(), wnids.end());
+  std::set<std::string> found;
+  for (const auto& class_dir : sorted_entries(dir, true)) {
+    const std::string folder = class_dir.filename().string();
+    require(listed.count(folder) > 0, class_dir.string() + ": not one of the 200 " +
+                                          subset_list_name(list) + " classes (docs/DATA.md)");
+    found.insert(folder);
+  }
+  std::vector<std::string> absent;  // listed, in the index, but without a folder
+  for (const auto& wnid : wnids) {
+    if (found.count(wnid) == 0 && index.find(wnid)) absent.push_back(wnid);
+  }
+  if (!absent.empty() && !found.empty()) {
+    std::string list_text;
+    for (size_t i = 0; i < absent.size() && i < 8; ++i) list_text += (i ? " " : "") + absent[i];
+    spdlog::warn("{}: {} of the {} classes have no folder ({}{}); they still take part in the "
+                 "projection",
+                 dir.string(), absent.size(), subset_list_name(list), list_text,
+                 absent.size() > 8 ? " ..." : "");
+  }
+  std::vector<std::string> not_in_index;
+  auto columns = subset_labels(list, index, &not_in_index);
+  if (!not_in_index.empty()) {
+    spdlog::warn("{}: the class index has {} classes; {} of the 200 {} classes are not among them "
+                 "and are left out of the projection ({}-way)",
+                 dir.string(), index.size(), not_in_index.size(), subset_list_name(list),
+                 columns.size());
+  }
+  auto samples = list_wnid_folders(dir, index);
   return std::make_shared<ImageFolderDataset>(name, std::move(samples), index.size(),
-                                              std::move(present), options);
+                                              std::move(columns), options);
 }
 
 std::shared_ptr<ImageFolderDataset> open_numeric_dataset(const std::string& name,

@@ -4,8 +4,9 @@
 //   imagenet/train, imagenet/val, imagenet-r, imagenet-a, imagenet-sketch:
 //       folders named by WordNet id; label = the id's position in the ClassIndex;
 //   imagenet-v2: folders named 0 ... 999; label = the number.
-// ImageNet-R/-A hold 200 of the classes: their class_subset() lists the labels present, so
-// the evaluator can restrict the logits to them; labels stay in the full label space.
+// ImageNet-R/-A hold 200 of the classes: their class_subset() lists the reference's fixed
+// 200 classes, so the evaluator can restrict the logits to them; labels stay in the full
+// label space.
 //
 // Files with extension .jpeg/.jpg/.png (any case) are samples, whatever their content; an
 // unreadable one is logged (one warning line: file and reason), counted in unreadable(),
@@ -19,6 +20,7 @@
 #include "data/dataset.h"
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/pipeline.h"
+#include "data/imagenet/subset_classes.h"
 
 namespace lth::data::imagenet {
 
@@ -31,7 +33,8 @@ struct FolderOptions {
   int size = 224;
   bool train = false;  // train transform (random crop + flip) instead of the eval one
   bool strict = false;
-  bool dct_scaling = true;
+  bool dct_scaling = false;  // see pipeline.h: off, as the reference decodes at full size
+  DecodeLimits limits = default_decode_limits();  // per-file size and pixel caps
 };
 
 class ImageFolderDataset : public Dataset {
@@ -44,6 +47,9 @@ class ImageFolderDataset : public Dataset {
   ImageShape shape() const override { return {options_.size, options_.size, 3}; }
   std::optional<Example> get(int64_t index, Rng& rng) const override;
   std::vector<int64_t> class_subset() const override { return class_subset_; }
+  std::optional<int64_t> label(int64_t index) const override {
+    return samples_.at(static_cast<size_t>(index)).label;
+  }
   std::string describe() const override;
 
   const std::vector<Sample>& samples() const { return samples_; }
@@ -76,10 +82,13 @@ std::shared_ptr<ImageFolderDataset> open_wnid_dataset(const std::string& name,
                                                       const std::filesystem::path& dir,
                                                       const ClassIndex& index,
                                                       const FolderOptions& options);
-// imagenet-r, imagenet-a: class_subset() = the classes present.
+// imagenet-r, imagenet-a: class_subset() = the fixed 200-class list (subset_classes.h) as
+// labels of `index`, whatever folders exist. A folder outside the list is a UserError naming
+// it; listed classes without a folder are logged and still take part in the projection.
 std::shared_ptr<ImageFolderDataset> open_wnid_subset_dataset(const std::string& name,
                                                              const std::filesystem::path& dir,
                                                              const ClassIndex& index,
+                                                             SubsetList list,
                                                              const FolderOptions& options);
 // imagenet-v2.
 std::shared_ptr<ImageFolderDataset> open_numeric_dataset(const std::string& name,

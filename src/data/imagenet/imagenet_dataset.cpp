@@ -24,7 +24,7 @@ DatasetPtr make_imagenet_dataset(const DataConfig& config, Split split) {
   const auto index = ClassIndex::for_data_root(root);
   FolderOptions options;
   options.size = static_cast<int>(size_of(config));
-  options.train = split == Split::Train;
+  options.train = split == Split::Train && !config.eval_transform;
   options.strict = config.strict;
   const auto dir = root / "imagenet" / (split == Split::Train ? "train" : "val");
   return open_wnid_dataset(split == Split::Train ? "imagenet/train" : "imagenet", dir, index,

@@ -39,16 +39,22 @@ class NpyDataset : public Dataset {
  public:
   NpyDataset(std::string name, torch::Tensor images, torch::Tensor labels, int64_t num_classes,
              int64_t image_size, std::vector<int64_t> class_subset = {});
-  // Reads <dir>/test_images.npy and <dir>/test_labels.npy.
+  // Reads <dir>/test_images.npy and <dir>/test_labels.npy. With `positions` (ImageNet-R/-A
+  // arrays, as the reference stores them) the labels are positions in that list of classes:
+  // label p becomes positions[p] and class_subset() is the whole list; a label outside
+  // [0, positions.size()) is a UserError naming the file.
   static std::shared_ptr<NpyDataset> open(const std::string& name, const std::filesystem::path& dir,
                                           int64_t num_classes, int64_t image_size,
-                                          bool subset_from_labels = false);
+                                          const std::vector<int64_t>* positions = nullptr);
 
   int64_t size() const override { return images_.size(0); }
   int64_t num_classes() const override { return num_classes_; }
   ImageShape shape() const override { return {image_size_, image_size_, 3}; }
   std::optional<Example> get(int64_t index, Rng& rng) const override;
   std::vector<int64_t> class_subset() const override { return class_subset_; }
+  std::optional<int64_t> label(int64_t index) const override {
+    return labels_.data_ptr<int64_t>()[index];
+  }
   std::string describe() const override;
 
  private:

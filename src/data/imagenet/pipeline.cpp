@@ -7,7 +7,13 @@ namespace lth::data::imagenet {
 
 void decode_and_transform(const uint8_t* data, size_t size, const TransformSpec& spec, Rng& rng,
                           uint8_t* out, TransformTrace* trace) {
-  const ImageInfo info = probe(data, size);
+  decode_and_transform(data, size, spec, DecodeLimits{}, rng, out, trace);
+}
+
+void decode_and_transform(const uint8_t* data, size_t size, const TransformSpec& spec,
+                          const DecodeLimits& limits, Rng& rng, uint8_t* out,
+                          TransformTrace* trace) {
+  const ImageInfo info = probe(data, size, limits);
   // The crop needs only the header's size, so it is drawn before decoding: that is what
   // lets the decoder skip resolution the resize would throw away.
   const CropBox crop = spec.train ? train_crop(info.height, info.width, spec.size, rng)

@@ -10,6 +10,7 @@
 #include "common/rng.h"
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/codec.h"
+#include "data/imagenet/subset_classes.h"
 
 namespace lth::data::imagenet {
 
@@ -223,6 +224,11 @@ void write_odd_files(Writer& writer, const std::string& wnid, MakeImagenetReport
   add("empty", wnid + "_empty.JPEG", {});
 }
 
+bool in_list(SubsetList list, int canonical_class) {
+  const auto& classes = subset_canonical_classes(list);
+  return std::binary_search(classes.begin(), classes.end(), static_cast<int64_t>(canonical_class));
+}
+
 void check_options(const MakeImagenetOptions& o) {
   require(!o.out.empty(), "make-imagenet: --out is required");
   require(o.classes >= 1 && o.classes <= 1000, "make-imagenet: --classes must be in 1..1000");
@@ -252,7 +258,8 @@ MakeImagenetReport make_synthetic_imagenet(const MakeImagenetOptions& options) {
       writer.jpeg("imagenet/train", Style::Photo, c, i,
                   fs::path("imagenet/train") / wnid / (wnid + "_" + std::to_string(i) + ".JPEG"));
     }
-    const bool in_r = c % 2 == 0, in_a = c % 3 == 0;
+    // ImageNet-R/-A images only of classes in their fixed lists, as the real sets.
+    const bool in_r = in_list(SubsetList::ImageNetR, c), in_a = in_list(SubsetList::ImageNetA, c);
     if (in_r) r_classes.push_back(c);
     if (in_a) a_classes.push_back(c);
     for (int i = 0; i < tests; ++i) {
@@ -290,7 +297,9 @@ MakeImagenetReport make_synthetic_imagenet(const MakeImagenetOptions& options) {
       {"images", report.images},
       {"odd_files", report.odd_files},
       {"unreadable_odd_files", {"truncated", "empty"}}};
-  std::ofstream(options.out / "manifest.json") << manifest.dump(2) << "\n";
+  const std::string manifest_text = manifest.dump(2) + "\n";
+  write_file(options.out / "manifest.json",  // checked: a full disk is reported
+             std::vector<uint8_t>(manifest_text.begin(), manifest_text.end()));
   return report;
 }
 
