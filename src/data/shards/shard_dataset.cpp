@@ -3,7 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "common/error.h"
 #include "data/imagenet/codec.h"
@@ -52,15 +56,42 @@ int64_t parse_cls(std::string_view text) {
   return v;
 }
 
+// Runs scan(f) for every file on a few threads (indexing ImageNet's 1024 shards is one small
+// read per record: latency-bound on network file systems), results in file order.
+template <typename Result, typename Scan>
+std::vector<Result> scan_all(const std::vector<std::filesystem::path>& files, Scan scan) {
+  std::vector<Result> results(files.size());
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  const auto work = [&] {
+    for (size_t f; (f = next.fetch_add(1)) < files.size();) {
+      try {
+        results[f] = scan(RandomAccessFile(files[f]));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    }
+  };
+  const size_t n = std::min<size_t>(files.size(), 8);
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < n; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+  return results;
+}
+
 }  // namespace
 
 ShardIndex index_tfrecord_files(const std::vector<std::filesystem::path>& files, bool strict) {
   ShardIndex index;
   index.format = ShardFormat::TFRecord;
   index.files = files;
+  const auto scans = scan_all<ScanResult>(files, [](const RandomAccessFile& file) { return scan_tfrecord(file); });
   for (size_t f = 0; f < files.size(); ++f) {
-    const RandomAccessFile file(files[f]);
-    const auto scan = scan_tfrecord(file);
+    const auto& scan = scans[f];
     if (!scan.problem.empty()) {
       ++index.damaged_files;
       framing_problem(scan.problem, strict, static_cast<int64_t>(scan.records.size()));
@@ -77,9 +108,9 @@ ShardIndex index_webdataset_files(const std::vector<std::filesystem::path>& file
   ShardIndex index;
   index.format = ShardFormat::WebDataset;
   index.files = files;
+  const auto scans = scan_all<TarScan>(files, [](const RandomAccessFile& file) { return scan_tar(file); });
   for (size_t f = 0; f < files.size(); ++f) {
-    const RandomAccessFile file(files[f]);
-    const auto scan = scan_tar(file);
+    const auto& scan = scans[f];
     if (!scan.problem.empty()) ++index.damaged_files;
     int64_t kept = 0, incomplete = 0;
     std::string current;
