@@ -310,10 +310,12 @@ TEST(DamagedShards, WebDatasetKeysWithoutLabelAreSkipped) {
     w.add("d.cls", " 3\n");
     w.add("e.jpg", jpeg);
     w.add("e.cls", "x");   // not a number: unreadable when read
+    w.add("f.jpg", jpeg);
+    w.add("f.cls", std::string(100, '1'));  // absurdly long: refused before reading
     w.close();
   }
   const auto index = index_webdataset_files({dir / "x.tar"}, false);
-  ASSERT_EQ(index.samples.size(), 3u);
+  ASSERT_EQ(index.samples.size(), 4u);
   EXPECT_THROW(index_webdataset_files({dir / "x.tar"}, true), UserError);
   ShardReadOptions o;
   o.size = 16;
@@ -323,6 +325,8 @@ TEST(DamagedShards, WebDatasetKeysWithoutLabelAreSkipped) {
   EXPECT_EQ(ds.get(0, rng)->label, 1);
   EXPECT_EQ(ds.get(1, rng)->label, 3);
   EXPECT_FALSE(ds.get(2, rng).has_value());
+  EXPECT_FALSE(ds.get(3, rng).has_value());
+  EXPECT_EQ(ds.unreadable(), 2);
   fs::remove_all(dir);
 }
 

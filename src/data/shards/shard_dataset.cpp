@@ -168,8 +168,17 @@ std::string ShardDataset::where(int64_t i) const {
          " at byte " + std::to_string(tf ? s.offset - 12 : s.offset) + ")";
 }
 
+// A record or picture larger than this is refused before it is read (a hostile shard must
+// cost one skipped sample, not the machine's memory); ImageNet's largest JPEG is ~15 MB.
+constexpr uint64_t kMaxSampleBytes = uint64_t{256} << 20;
+constexpr uint64_t kMaxClsBytes = 64;
+
 std::pair<std::string, int64_t> ShardDataset::raw(int64_t i) const {
   const auto& s = index_.samples.at(static_cast<size_t>(i));
+  if (s.length > kMaxSampleBytes) {
+    throw RecordError("sample of " + std::to_string(s.length) + " bytes exceeds the 256 MiB limit");
+  }
+  if (s.label_length > kMaxClsBytes) throw RecordError(".cls member over 64 bytes");
   const RandomAccessFile file(index_.files[static_cast<size_t>(s.file)]);
   int64_t stored = 0;
   std::string image;
