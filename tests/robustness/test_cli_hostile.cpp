@@ -90,7 +90,7 @@ TEST(HostileCli, DiskFullRunResumesOnceSpaceIsBack) {
   const auto dir = fresh_dir("hostile_disk_full");
   const std::string command =
       std::string(LTH_BINARY) +
-      " imp --set data.name=synthetic --set data.holdout=0 --set imp.rewind_iterations=4 --set imp.cycle_iterations=8"
+      " imp --set data.name=synthetic --set data.holdout=0 --set run.replicates=1 --set imp.branches= --set imp.rewind_iterations=4 --set imp.cycle_iterations=8"
       " --set train.eval_every=4 --set imp.cycles=1 --set train.batch_size=16"
       " --set train.eval_batch_size=64 --set train.num_workers=0 --set run.threads=1"
       " --save " + dir.string();
