@@ -132,6 +132,12 @@ MaskSet prune(const std::string& strategy, const PruneRequest& request) {
 
 std::vector<std::string> strategy_names() { return registry().names(); }
 
+MaskSet prune_by_scores(const TensorMap& scores, const MaskSet& previous, double keep_fraction) {
+  require(!previous.empty(), "pruning: no prunable parameters");
+  const auto as_is = [](const std::string&, const torch::Tensor& s) { return s; };
+  return prune_with({scores, previous, keep_fraction}, as_is, /*layerwise=*/false);
+}
+
 MaskSet random_masks_like(const MaskSet& like, uint64_t seed) {
   MaskSet out;
   for (const auto& [name, mask] : like) {

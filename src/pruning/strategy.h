@@ -26,6 +26,12 @@ struct PruneRequest {
 MaskSet prune(const std::string& strategy, const PruneRequest& request);
 std::vector<std::string> strategy_names();
 
+// Keeps the round(remaining * keep_fraction) highest `scores` among the unmasked weights of
+// `previous` (one global count, ties by position), as magnitude_global does with |w|: the
+// selection behind scorers that need more than the weights (pruning/init_scores.h).
+// `scores` has a tensor of the mask's shape for every masked parameter.
+MaskSet prune_by_scores(const TensorMap& scores, const MaskSet& previous, double keep_fraction);
+
 // Random masks with the same per-layer kept counts as `like` (the random-pruning control).
 MaskSet random_masks_like(const MaskSet& like, uint64_t seed);
 
