@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       size_t start = 0;
       while (start <= rest.size()) {
         const size_t end = rest.find('\n', start);
-        const std::string line = rest.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        const std::string line =
+            rest.substr(start, end == std::string::npos ? std::string::npos : end - start);
         if (!line.empty()) apply_override(config, line);
         if (end == std::string::npos) break;
         start = end + 1;

@@ -9,8 +9,9 @@
 #include "dist/process_group.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const char* kNames[] = {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR",
-                                 "MASTER_PORT", "LTH_DIST_TIMEOUT", "GLOO_SOCKET_IFNAME"};
+  static const char* kNames[] = {"WORLD_SIZE",        "RANK",        "LOCAL_RANK",
+                                 "MASTER_ADDR",       "MASTER_PORT", "LTH_DIST_TIMEOUT",
+                                 "GLOO_SOCKET_IFNAME"};
   for (const char* name : kNames) ::unsetenv(name);
   const std::string text(reinterpret_cast<const char*>(data), size);
   size_t start = 0;

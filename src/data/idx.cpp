@@ -89,9 +89,10 @@ torch::Tensor read_idx_file(const std::filesystem::path& path) {
   }
   uint8_t extra = 0;
   const bool trailing = have == count && read_up_to(file.get(), &extra, 1, name) == 1;
+  const std::string found = trailing ? "more than " + std::to_string(count) : std::to_string(have);
   require(have == count && !trailing,
-          name + ": IDX data has " + (trailing ? "more than " + std::to_string(count) : std::to_string(have)) +
-              " bytes, header promises " + std::to_string(count) + (trailing ? "" : " (truncated?)"));
+          name + ": IDX data has " + found + " bytes, header promises " + std::to_string(count) +
+              (trailing ? "" : " (truncated?)"));
   auto tensor = torch::empty(shape, torch::kUInt8);
   if (count > 0) std::memcpy(tensor.data_ptr<uint8_t>(), data.data(), count);
   return tensor;

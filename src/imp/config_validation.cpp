@@ -48,6 +48,8 @@ constexpr Range kRanges[] = {
     {"imp.pruning_ratio", 0, 1, false, /*open_min=*/true},
     {"imp.cycles", 0, 1000},
     {"imp.target_density", 0, 1, /*open_max=*/true},
+    {"imp.pai_batches", 1, 1000},
+    {"imp.synflow_rounds", 1, 10000},
     {"run.seed", -1, kInt64Max},
     {"run.replicates", 1, 1000},
     {"run.threads", 0, 4096},
@@ -83,9 +85,11 @@ void validate_ranges(const ImpConfig& c) {
     const Range* r = find_range(field.key);
     if (const auto* m = std::get_if<double ImpConfig::*>(&field.member)) {
       const double v = c.**m;
-      require(std::isfinite(v), field.key + " must be a finite number (got " + fmt::format("{}", v) + ")");
+      require(std::isfinite(v),
+              field.key + " must be a finite number (got " + fmt::format("{}", v) + ")");
       if (r != nullptr)
-        require(in_range(*r, v), fmt::format("{} = {} is out of range {}", field.key, v, range_text(*r)));
+        require(in_range(*r, v),
+                fmt::format("{} = {} is out of range {}", field.key, v, range_text(*r)));
     } else if (const auto* m = std::get_if<int64_t ImpConfig::*>(&field.member)) {
       const int64_t v = c.**m;
       if (r != nullptr)

@@ -15,8 +15,8 @@ class Checker {
     throw UserError(label_ + ": trainer state '" + field + "' " + problem);
   }
 
-  int64_t integer(const nlohmann::json& object, const std::string& field, int64_t min,
-                  int64_t max, bool required = true) const {
+  int64_t integer(const nlohmann::json& object, const std::string& field, int64_t min, int64_t max,
+                  bool required = true) const {
     if (!object.contains(field)) {
       if (required) fail(field, "is missing (not a resumable last.safetensors)");
       return min;
@@ -39,8 +39,7 @@ class Checker {
     const auto& v = object[field];
     if (!v.is_number()) fail(field, "is not a number");
     const double value = v.get<double>();
-    if (!std::isfinite(value) || value < min || value > max)
-      fail(field, "is out of range");
+    if (!std::isfinite(value) || value < min || value > max) fail(field, "is out of range");
     return value;
   }
 

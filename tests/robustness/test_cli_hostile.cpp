@@ -56,7 +56,8 @@ TEST(HostileCli, EveryBadSettingEndsWithExit2NamingTheKey) {
                     "--optim_global_clipping", "clipping 1abc");
   expect_user_error(run_lth("launch --nproc 1 --nnodes 1073741824 -- true"), "--nnodes", "nnodes");
   expect_user_error(run_lth("launch --nproc 2 --nnodes 1048576 -- true"), "ranks", "nproc*nnodes");
-  expect_user_error(run_lth("launch --nproc 1 --grace_period inf -- true"), "--grace_period", "grace");
+  expect_user_error(run_lth("launch --nproc 1 --grace_period inf -- true"), "--grace_period",
+                    "grace");
   fs::remove_all(dir);
 }
 
@@ -90,10 +91,12 @@ TEST(HostileCli, DiskFullRunResumesOnceSpaceIsBack) {
   const auto dir = fresh_dir("hostile_disk_full");
   const std::string command =
       std::string(LTH_BINARY) +
-      " imp --set data.name=synthetic --set data.holdout=0 --set run.replicates=1 --set imp.branches= --set imp.rewind_iterations=4 --set imp.cycle_iterations=8"
+      " imp --set data.name=synthetic --set data.holdout=0 --set run.replicates=1 --set "
+      "imp.branches= --set imp.rewind_iterations=4 --set imp.cycle_iterations=8"
       " --set train.eval_every=4 --set imp.cycles=1 --set train.batch_size=16"
       " --set train.eval_batch_size=64 --set train.num_workers=0 --set run.threads=1"
-      " --save " + dir.string();
+      " --save " +
+      dir.string();
   const auto full = run_command("trap '' XFSZ; ulimit -f 256; " + command);
   EXPECT_EQ(full.status, 2) << full.output;
   EXPECT_EQ(full.output.find("internal error"), std::string::npos) << full.output;

@@ -40,7 +40,8 @@ fs::path fresh(const std::string& name) {
 }
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // A .npy file with the given header text (padded to v1/v2 rules by the caller's choice).
@@ -84,7 +85,8 @@ std::string user_error(F&& f) {
 TEST(HostileNpy, HugeAndDegenerateHeadersAreBoundedErrors) {
   // Each of these crashed the std::regex scanner (deep recursion) on main.
   EXPECT_NE(header_problem(npy_bytes(std::string(67000, ' '), 2)).find("limit"), std::string::npos);
-  EXPECT_NE(header_problem(npy_bytes(std::string(2 << 20, ' '), 2)).find("limit"), std::string::npos);
+  EXPECT_NE(header_problem(npy_bytes(std::string(2 << 20, ' '), 2)).find("limit"),
+            std::string::npos);
   const std::string long_descr =
       "{'descr': '" + std::string(9000, 'a') + "', 'fortran_order': False, 'shape': (1,), }";
   // Within the limit a long descr scans fine (in linear time); read_npy then refuses the
@@ -115,7 +117,8 @@ TEST(HostileNpy, ShapesAreStrict) {
                                      "'evil': 1}")),
             "");
   EXPECT_NE(header_problem(npy_bytes("{'descr': '|u1', 'shape': (1,)}")), "");
-  EXPECT_NE(header_problem(npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (1,)} x")), "");
+  EXPECT_NE(header_problem(npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (1,)} x")),
+            "");
 }
 
 TEST(HostileNpy, OverflowingShapeIsRefusedBeforeTheSizeCheck) {
@@ -135,8 +138,7 @@ TEST(HostileNpy, EmptyImageSideIsRefused) {
   write_bytes(dir / "test_labels.npy",
               npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }\n", 1,
                         std::string(1, '\0')));
-  const std::string problem =
-      user_error([&] { NpyDataset::open("set", dir, 10, 4); });
+  const std::string problem = user_error([&] { NpyDataset::open("set", dir, 10, 4); });
   EXPECT_NE(problem.find("side"), std::string::npos) << problem;
   fs::remove_all(dir);
 }
@@ -144,7 +146,8 @@ TEST(HostileNpy, EmptyImageSideIsRefused) {
 TEST(HostileNpy, FifoIsRefusedWithoutBlocking) {
   const auto dir = fresh("npy_fifo");
   ASSERT_EQ(::mkfifo((dir / "a.npy").c_str(), 0644), 0);
-  EXPECT_NE(user_error([&] { read_npy(dir / "a.npy"); }).find("not a regular file"), std::string::npos);
+  EXPECT_NE(user_error([&] { read_npy(dir / "a.npy"); }).find("not a regular file"),
+            std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -278,7 +281,8 @@ TEST(HostileIdx, GzipBombStopsAtThePromisedSize) {
     const std::string header = std::string("\0\0\x08\x01", 4) + be32(10);  // promises 10 bytes
     gzwrite(f, header.data(), static_cast<unsigned>(header.size()));
     const std::vector<char> zeros(1 << 20, 0);
-    for (int i = 0; i < 256; ++i) gzwrite(f, zeros.data(), static_cast<unsigned>(zeros.size()));  // 256 MB
+    for (int i = 0; i < 256; ++i)
+      gzwrite(f, zeros.data(), static_cast<unsigned>(zeros.size()));  // 256 MB
     gzclose(f);
   }
   EXPECT_LT(fs::file_size(path), 2u << 20);
@@ -296,7 +300,8 @@ TEST(HostileIdx, TruncatedAndAbsurdHeaders) {
   EXPECT_NE(user_error([&] { data::read_idx_file(dir / "a"); }).find("promises more"),
             std::string::npos);
   write_bytes(dir / "b", std::string("\0\0\x08\x01", 4) + be32(1000) + "abc");
-  EXPECT_NE(user_error([&] { data::read_idx_file(dir / "b"); }).find("truncated"), std::string::npos);
+  EXPECT_NE(user_error([&] { data::read_idx_file(dir / "b"); }).find("truncated"),
+            std::string::npos);
   write_bytes(dir / "c", std::string("\0\0\x08\x01", 4) + be32(3) + "abc");
   EXPECT_EQ(data::read_idx_file(dir / "c").numel(), 3);
   fs::remove_all(dir);
@@ -325,15 +330,17 @@ TEST(HostileSafetensors, DuplicateKeysAndHugeHeadersAreRefused) {
             std::string::npos);
   write_bytes(dir / "dupmeta.safetensors",
               safetensors_bytes(R"({"__metadata__":{"format":"a","format":"b"}})", ""));
-  EXPECT_NE(user_error([&] { io::read_safetensors_header(dir / "dupmeta.safetensors"); }).find("twice"),
-            std::string::npos);
+  EXPECT_NE(
+      user_error([&] { io::read_safetensors_header(dir / "dupmeta.safetensors"); }).find("twice"),
+      std::string::npos);
   // A header length of 2^40 is refused before anything is allocated for it.
   std::string huge(8, '\0');
   const uint64_t n = uint64_t{1} << 40;
   std::memcpy(huge.data(), &n, 8);
   write_bytes(dir / "huge.safetensors", huge + "{}");
-  EXPECT_NE(user_error([&] { io::read_safetensors_header(dir / "huge.safetensors"); }).find("limit"),
-            std::string::npos);
+  EXPECT_NE(
+      user_error([&] { io::read_safetensors_header(dir / "huge.safetensors"); }).find("limit"),
+      std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -344,13 +351,16 @@ TEST(HostileCheckpoint, MetadataIsValidatedBeforeUse) {
     return user_error([&] { io::load_checkpoint(dir / "c.safetensors"); });
   };
   EXPECT_EQ(save({{"format", "lth-checkpoint-1"}, {"iteration", "5"}}), "");
-  EXPECT_NE(save({{"format", "lth-checkpoint-1"}, {"iteration", "-5"}}).find("negative"), std::string::npos);
+  EXPECT_NE(save({{"format", "lth-checkpoint-1"}, {"iteration", "-5"}}).find("negative"),
+            std::string::npos);
   EXPECT_NE(save({{"format", "lth-checkpoint-1"}, {"iteration", "99999999999999999999999"}})
                 .find("not a number"),
             std::string::npos);
-  EXPECT_NE(save({{"format", "lth-checkpoint-1"}, {"iteration", "1"}, {"best_acc", "nan"}}).find("best_acc"),
+  EXPECT_NE(save({{"format", "lth-checkpoint-1"}, {"iteration", "1"}, {"best_acc", "nan"}})
+                .find("best_acc"),
             std::string::npos);
-  EXPECT_NE(save({{"format", "lth-checkpoint-1"}, {"iteration", "1"}, {"trainer", "[1]"}}).find("trainer"),
+  EXPECT_NE(save({{"format", "lth-checkpoint-1"}, {"iteration", "1"}, {"trainer", "[1]"}})
+                .find("trainer"),
             std::string::npos);
   fs::remove_all(dir);
 }

@@ -151,9 +151,12 @@ TEST(SafeWrites, MetricsAppendFailureIsReported) {
 
 TEST(SafeWrites, TruncateToleratesNonNumericIterations) {
   const auto dir = fresh("truncate");
-  std::ofstream(dir / "metrics.jsonl") << R"({"event":"eval","iteration":"ten"})" << "\n"
-                                       << R"({"event":"eval","iteration":5})" << "\n"
-                                       << R"({"event":"eval","iteration":50})" << "\n"
+  std::ofstream(dir / "metrics.jsonl") << R"({"event":"eval","iteration":"ten"})"
+                                       << "\n"
+                                       << R"({"event":"eval","iteration":5})"
+                                       << "\n"
+                                       << R"({"event":"eval","iteration":50})"
+                                       << "\n"
                                        << "[1,2]\n";
   train::RunLog log(dir, true);
   EXPECT_NO_THROW(log.truncate_after(10));
@@ -164,9 +167,10 @@ TEST(SafeWrites, TruncateToleratesNonNumericIterations) {
 }
 
 TEST(ResumeCheck, TrainerStateIsValidated) {
-  const nlohmann::json good = {{"iteration", 10}, {"epoch", 1}, {"batch", 2}, {"best_acc", 0.5},
+  const nlohmann::json good = {{"iteration", 10},      {"epoch", 1},
+                               {"batch", 2},           {"best_acc", 0.5},
                                {"best_iteration", 10}, {"window_loss_sum", 1.5},
-                               {"window_count", 3}, {"loss_scaler", {{"scale", 65536.0}}},
+                               {"window_count", 3},    {"loss_scaler", {{"scale", 65536.0}}},
                                {"complete", false}};
   EXPECT_NO_THROW(train::check_trainer_state(good, "last.safetensors", 100));
   const auto problem = [&](const std::string& key, const nlohmann::json& value) {

@@ -346,7 +346,8 @@ void decode_region(const uint8_t* data, size_t size, const ImageInfo& info, Scal
     // A JPEG missing its EOI marker is decoded whole, so that truncation is always seen
     // (libjpeg warns "premature end" only when it reaches the missing rows); through
     // libjpeg either way, for its scan and memory limits.
-    if (!ends_with_eoi(data, size)) box = PixelBox{0, 0, scale.apply(info.height), scale.apply(info.width)};
+    if (!ends_with_eoi(data, size))
+      box = PixelBox{0, 0, scale.apply(info.height), scale.apply(info.width)};
     thread_local std::vector<uint8_t> rows;
     thread_local JpegErrors errors;
     int w = 0, h = 0, left = 0;
