@@ -285,6 +285,16 @@ TEST(DamagedShards, TruncatedAndEmptyShards) {
   o.world_size = 2;
   o.rank = 1;
   EXPECT_EQ(batches(with_empty, o, 3).size(), 3u);
+  // Older TFDS metadata ("numShards", no shardLengths): counts come from the files.
+  {
+    auto info = nlohmann::json::parse(read_bytes(v / "dataset_info.json"));
+    for (auto& split : info["splits"]) {
+      split["numShards"] = std::to_string(split["shardLengths"].size());
+      split.erase("shardLengths");
+    }
+    write_bytes(v / "dataset_info.json", info.dump());
+    EXPECT_EQ(open(dir / "tfds", Split::Train)->size(), full->size() - 1 - 4);
+  }
   // A missing shard listed in dataset_info.json is a clear error.
   fs::remove(files[2]);
   try {

@@ -139,7 +139,10 @@ TfdsBuilder read_tfds_builder(const fs::path& dir) {
         split.shard_lengths.push_back(as_int(n, info_path, "a shardLengths entry of split '" + split.name + "'"));
       }
     }
-    const auto num = static_cast<int64_t>(split.shard_lengths.size());
+    // Older TFDS (before shardLengths) stated only "numShards"; counts then come from the files.
+    const auto num = !split.shard_lengths.empty() || !s.contains("numShards")
+                         ? static_cast<int64_t>(split.shard_lengths.size())
+                         : as_int(s["numShards"], info_path, "numShards of split '" + split.name + "'");
     for (int64_t i = 0; i < num; ++i) {
       const auto file = dir / expand_template(tpl, b.name, split.name, i, num);
       require(fs::exists(file), file.string() + ": shard listed in " + info_path.string() + " is missing");

@@ -19,7 +19,7 @@ namespace lth::data::shards {
 struct TfdsSplit {
   std::string name;
   std::vector<std::filesystem::path> files;
-  std::vector<int64_t> shard_lengths;  // as dataset_info.json states them
+  std::vector<int64_t> shard_lengths;  // as dataset_info.json states them (empty: only numShards)
 };
 
 struct TfdsBuilder {
