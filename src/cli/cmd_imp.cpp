@@ -41,7 +41,9 @@ void add_imp_command(CLI::App& app) {
   cmd->add_option("--threads", opt->threads, "intra-op threads, 0 = all cores (run.threads)");
   cmd->add_option("--branches", opt->branches,
                   "control branches, comma-separated: reinit, random_pruning, rewind_init, "
-                  "rewind_<N>, lr_rewind, finetune (imp.branches)");
+                  "rewind_<N>, lr_rewind, finetune, shuffle_layerwise; pruning at the rewind "
+                  "point: snip, grasp, synflow, magnitude_init, or at iteration 0: snip_iter0, "
+                  "grasp_iter0, synflow_iter0, magnitude_iter0 (imp.branches)");
   cmd->add_flag("--print_config", opt->print_config, "print the resolved config and exit");
   cmd->callback([opt] {
     imp::ImpConfig config = opt->config.empty() ? imp::default_config() : imp::ImpConfig{};

@@ -8,6 +8,9 @@
 #include "common/registry.h"
 #include "common/rng.h"
 #include "io/run_layout.h"
+#include "imp/pai_branches.h"
+#include "pruning/init_scores.h"
+#include "pruning/shuffle.h"
 #include "pruning/strategy.h"
 
 namespace lth::imp {
@@ -62,6 +65,23 @@ const Registry<BranchFn>& registry() {
     reg.add("finetune", [](const BranchContext& c) {
       return BranchStart{main_masks(c), previous_trained(c)};
     });
+    // Pruning at initialisation (imp/pai_branches.h): the ticket's count, scored at the
+    // rewind point, or at iteration 0 for <strategy>_iter0.
+    for (const auto& strategy : pruning::init_strategy_names()) {
+      reg.add(strategy, [strategy](const BranchContext& c) {
+        return pai_branch_start(strategy, c, main_masks(c),
+                                rewind_point(c, c.experiment.config().rewind_iterations));
+      });
+      const auto at_zero = strategy.substr(0, strategy.rfind("_init")) + "_iter0";
+      reg.add(at_zero, [strategy](const BranchContext& c) {
+        return pai_branch_start(strategy, c, main_masks(c), rewind_point(c, 0));
+      });
+    }
+    reg.add("shuffle_layerwise", [](const BranchContext& c) {
+      const auto seed = Rng::keyed(c.experiment.seed(), "shuffle_layerwise", c.cycle).next_u64();
+      return BranchStart{pruning::shuffle_within_layers(main_masks(c), seed),
+                         rewind_point(c, c.experiment.config().rewind_iterations)};
+    });
     return reg;
   }();
   return r;
@@ -81,7 +101,7 @@ int64_t rewind_iteration(const std::string& name) {
 }  // namespace
 
 void check_branch_name(const std::string& name) {
-  if (rewind_iteration(name) >= 0) return;
+  if (rewind_iteration(name) >= 0 || name == kStabilityBranch) return;
   registry().get(name);  // throws with the list of known names
 }
 
@@ -99,6 +119,7 @@ BranchSchedule branch_schedule(const std::string& name) {
 std::vector<std::string> branch_names() {
   auto names = registry().names();
   names.push_back("rewind_<N>");
+  names.push_back(kStabilityBranch);
   return names;
 }
 

@@ -49,6 +49,8 @@ struct ImpConfig {
   std::string strategy = "magnitude_global";
   std::string prunable = "conv";
   std::string branches;          // comma-separated control branches, e.g. "reinit,random_pruning"
+  int64_t pai_batches = 1;       // pruning-at-init branches: batches of 10 x classes scoring images
+  int64_t synflow_rounds = 100;  // synflow branch: pruning rounds (exponential schedule)
   // [run]
   int64_t seed = -1;             // -1 = draw one from the OS and record it
   int64_t replicates = 1;        // independent replicates, each in RUN/replicate_<r>/

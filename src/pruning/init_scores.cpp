@@ -81,16 +81,22 @@ TensorMap to_map(const Masked& m, const std::vector<torch::Tensor>& scores) {
   return out;
 }
 
-void require_finite(const TensorMap& scores, const std::string& who) {
+// Finite, and not all zero: a mask chosen by position alone would pass for a scored one.
+void require_usable(const TensorMap& scores, const std::string& who) {
+  bool any = false;
   for (const auto& [name, s] : scores) {
     require(torch::isfinite(s).all().item<bool>(),
             who + ": the scores of '" + name + "' are not finite (NaN or inf): the network's " +
                 "outputs or gradients overflowed float32");
+    any = any || s.ne(0).any().item<bool>();
   }
+  require(any, who + ": every score is zero: the output does not depend on the prunable " +
+                   "weights at these weights (e.g. a ResNet at iteration 0, whose head starts " +
+                   "at zero); score a later rewind point");
 }
 
 MaskSet select(const TensorMap& scores, const InitPruneRequest& q, const std::string& who) {
-  require_finite(scores, who);
+  require_usable(scores, who);
   return prune_by_scores(scores, q.previous, q.keep_fraction);
 }
 
@@ -122,7 +128,7 @@ MaskSet synflow(const InitPruneRequest& q) {
     const auto remaining = static_cast<double>(count_kept(masks));
     if (remaining == 0) break;
     const auto scores = synflow_scores(*net, masks);
-    require_finite(scores, "synflow");
+    require_usable(scores, "synflow");
     masks = prune_by_scores(scores, masks, std::min(1.0, target / remaining));
   }
   return masks;
@@ -169,6 +175,7 @@ MaskSet prune_at_init(const std::string& strategy, const InitPruneRequest& reque
 
 std::vector<std::string> init_strategy_names() { return registry().names(); }
 bool is_init_strategy(const std::string& name) { return registry().contains(name); }
+bool init_strategy_uses_data(const std::string& name) { return name == "snip" || name == "grasp"; }
 
 TensorMap snip_scores(models::Network& net, const MaskSet& masks, const ScoringData& data) {
   require_data(data, "snip");

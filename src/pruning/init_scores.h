@@ -15,7 +15,8 @@
 // over the prunable (masked) parameters only. Every strategy scores the network with its
 // weights multiplied by `previous`, then keeps exactly round(remaining * keep_fraction) of
 // the unmasked weights by one global count (prune_by_scores: never revives a pruned weight,
-// ties broken by position). SynFlow runs in float32, as the authors' code: a very deep
+// ties broken by position). Scores that are all zero (nothing flows from the prunable
+// weights to the output, e.g. a zero-initialised head) are a UserError. SynFlow runs in float32, as the authors' code: a very deep
 // network whose |w|-forward overflows is a UserError, not a silent NaN mask.
 #include <cstdint>
 #include <functional>
@@ -60,6 +61,8 @@ struct InitPruneRequest {
 MaskSet prune_at_init(const std::string& strategy, const InitPruneRequest& request);
 std::vector<std::string> init_strategy_names();
 bool is_init_strategy(const std::string& name);
+// Whether the strategy reads ScoringContext::data (snip, grasp).
+bool init_strategy_uses_data(const std::string& name);
 
 // One scoring pass, per masked parameter, same shapes, on the CPU in float32 (exposed for
 // tests). Each first multiplies the network's masked parameters by `masks`. snip and synflow
