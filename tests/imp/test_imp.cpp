@@ -243,5 +243,75 @@ TEST(Imp, ResumingAfterSigkillAnywhereGivesTheUninterruptedResult) {
   fs::remove_all(killed);
 }
 
+// Every eval line of a branch cycle's metrics.jsonl.
+nlohmann::json branch_evals(const fs::path& dir) {
+  nlohmann::json out = nlohmann::json::array();
+  std::ifstream in(dir / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["event"] == "eval") out.push_back({j["iteration"], j["train_loss"], j["val_acc"], j["val_nll"]});
+  }
+  return out;
+}
+
+// The pruning-at-initialisation branches and the layerwise shuffle: each keeps the ticket's
+// count (the shuffle: each layer's), and resumes after SIGKILL anywhere, scoring included, to
+// the uninterrupted result. The main line is trained once and copied; kills land in the
+// branches only.
+TEST(Imp, PaiBranchesKeepTicketCountsAndResumeAfterSigkill) {
+  const auto straight = fresh_dir("pai_straight"), killed = fresh_dir("pai_killed");
+  const std::vector<std::string> pai{"snip", "grasp", "synflow", "magnitude_init", "shuffle_layerwise"};
+  std::string branches;
+  for (const auto& b : pai) branches += (branches.empty() ? "" : ",") + b;
+  const std::string common = " --cycles 1 --set imp.synflow_rounds=10 --set imp.pai_batches=2";
+  ASSERT_EQ(run_lth("imp --config " + tiny_config(straight) + common + " --save " + straight.string()).status, 0);
+  fs::copy(straight, killed, fs::copy_options::recursive);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = run_lth("imp --config " + tiny_config(straight) + common + " --branches " + branches +
+                         " --save " + straight.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  std::mt19937 rng(4321);
+  std::uniform_real_distribution<double> fraction(0.1, 0.3);
+  const std::vector<std::string> args{"imp", "--config", tiny_config(killed), "--cycles", "1", "--set",
+                                      "imp.synflow_rounds=10", "--set", "imp.pai_batches=2",
+                                      "--branches", branches, "--save", killed.string()};
+  int kills = 0;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    kills += !run_and_kill(args, std::chrono::milliseconds(static_cast<int64_t>(fraction(rng) * duration.count())));
+  }
+  EXPECT_GE(kills, 3) << "the kills should have interrupted the branches several times";
+  ASSERT_TRUE(run_and_kill(args, std::chrono::minutes(5)));
+
+  const auto ticket = read_json(straight / "001" / "summary.json");
+  const auto ticket_masks = io::load_checkpoint(straight / "001" / "init.safetensors").masks;
+  for (const auto& b : pai) {
+    const auto x = straight / "branches" / b / "001", y = killed / "branches" / b / "001";
+    const auto sx = read_json(x / "summary.json"), sy = read_json(y / "summary.json");
+    EXPECT_EQ(sx["prunable_kept"], ticket["prunable_kept"]) << b;
+    if (b == "shuffle_layerwise") {
+      EXPECT_EQ(sx["layers"].dump(), ticket["layers"].dump());
+    }
+    EXPECT_EQ((nlohmann::json{sx["test"], sx["layers"], sx["best_val_acc"]}).dump(),
+              (nlohmann::json{sy["test"], sy["layers"], sy["best_val_acc"]}).dump())
+        << b;
+    EXPECT_EQ(branch_evals(x).dump(), branch_evals(y).dump()) << b;
+    const auto ix = io::load_checkpoint(x / "init.safetensors"), iy = io::load_checkpoint(y / "init.safetensors");
+    bool same_as_ticket = true;
+    for (const auto& [name, m] : ix.masks) {
+      EXPECT_TRUE(torch::equal(m, iy.masks.at(name))) << b << " " << name;
+      same_as_ticket = same_as_ticket && torch::equal(m, ticket_masks.at(name));
+    }
+    EXPECT_FALSE(same_as_ticket) << b << ": a control's mask should differ from the ticket's";
+    const auto bx = io::load_checkpoint(x / "best_acc.safetensors"), by = io::load_checkpoint(y / "best_acc.safetensors");
+    for (const auto& [name, t] : bx.state) EXPECT_TRUE(torch::equal(t, by.state.at(name))) << b << " " << name;
+  }
+  const auto report = testing::read_file(straight / "report.md");
+  for (const auto& b : pai) EXPECT_NE(report.find("`" + b + "`"), std::string::npos) << b;
+  fs::remove_all(straight);
+  fs::remove_all(killed);
+}
+
 }  // namespace
 }  // namespace lth
