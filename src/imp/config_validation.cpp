@@ -66,6 +66,44 @@ std::string range_text(const Range& r) {
   return fmt::format("{}{}, {}{}", r.open_min ? "(" : "[", r.min, r.max, r.open_max ? ")" : "]");
 }
 
+// Strings go into config.toml and must read back identically: TOML text is UTF-8, and
+// control characters in a name or path are never intended.
+bool is_clean_utf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = 0;
+    uint32_t code = 0;
+    if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= text.size()) return false;  // truncated sequence
+    for (size_t k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(text[i + k]);
+      if ((b & 0xC0) != 0x80) return false;
+      code = (code << 6) | (b & 0x3F);
+    }
+    // Overlong forms, surrogates and code points beyond Unicode are not UTF-8.
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (code < kMin[n] || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 bool in_range(const Range& r, double v) {
   return (r.open_min ? v > r.min : v >= r.min) && (r.open_max ? v < r.max : v <= r.max);
 }
@@ -90,6 +128,8 @@ void validate_ranges(const ImpConfig& c) {
       if (r != nullptr)
         require(in_range(*r, v),
                 fmt::format("{} = {} is out of range {}", field.key, v, range_text(*r)));
+    } else if (const auto* m = std::get_if<std::string ImpConfig::*>(&field.member)) {
+      require(is_clean_utf8(c.**m), field.key + " must be UTF-8 text without control characters");
     } else if (const auto* m = std::get_if<int64_t ImpConfig::*>(&field.member)) {
       const int64_t v = c.**m;
       if (r != nullptr)

@@ -202,6 +202,15 @@ TEST(ConfigValidation, EveryBadSettingNamesItsKey) {
     EXPECT_NE(problem.find(key), std::string::npos) << assignment << ": " << problem;
   }
   EXPECT_NO_THROW(imp::validate_ranges(imp::default_config()));
+  // Strings must read back from config.toml identically (a fuzz finding): UTF-8, no controls.
+  for (const char* root : {"/data/\xff", "/data/a\x01b", "/data/\xc3", "/data/\xed\xa0\x80"}) {
+    imp::ImpConfig c = imp::default_config();
+    c.data_root = root;
+    EXPECT_NE(user_error([&] { imp::validate_ranges(c); }).find("data.root"), std::string::npos);
+  }
+  imp::ImpConfig c = imp::default_config();
+  c.data_root = "/data/Bilder \xc3\xa4 \xf0\x9f\x90\x88";
+  EXPECT_NO_THROW(imp::validate_ranges(c));
   EXPECT_THROW(imp::parse_finite_flag("--optim_global_clipping", "1abc", 0, 1e12), UserError);
   EXPECT_THROW(imp::parse_finite_flag("--optim_global_clipping", "nan", 0, 1e12), UserError);
   EXPECT_DOUBLE_EQ(imp::parse_finite_flag("--optim_global_clipping", "1.5", 0, 1e12), 1.5);
