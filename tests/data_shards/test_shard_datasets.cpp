@@ -160,6 +160,18 @@ TEST(ShardDatasets, ReadsTFRecordsWrittenByAnIndependentWriter) {
     Rng rng(1);
     EXPECT_TRUE(ds.get(i, rng).has_value());
   }
+  // A flipped byte in the Python-written file: both readers see the bad CRC.
+  auto bytes = read_bytes(dir / "py.tfrecord");
+  bytes[bytes.size() - 100] ^= 0x01;  // inside the last record's picture
+  write_bytes(dir / "bad.tfrecord", bytes);
+  const auto py_bad = shard_test::python_tool("read-examples " + (dir / "bad.tfrecord").string());
+  EXPECT_NE(py_bad.status, 0);
+  EXPECT_NE(py_bad.output.find("bad data crc"), std::string::npos) << py_bad.output;
+  const ShardDataset bad("bad", index_tfrecord_files({dir / "bad.tfrecord"}, true), o);
+  Rng rng(1);
+  EXPECT_FALSE(bad.get(bad.size() - 1, rng).has_value());
+  EXPECT_EQ(bad.unreadable(), 1);
+  EXPECT_TRUE(bad.get(0, rng).has_value());
   fs::remove_all(dir);
 }
 

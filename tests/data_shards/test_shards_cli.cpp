@@ -75,7 +75,7 @@ TEST(ShardsCli, TrainImpAndEvalOnATfdsDataDir) {
   fs::remove_all(dir);
 }
 
-TEST(ShardsCli, TrainOnTarShardsAndAPattern) {
+TEST(ShardsCli, TrainImpAndEvalOnTarShardsAndAPattern) {
   const auto dir = scratch("cli_wds");
   auto r = lth("make-imagenet --out " + (dir / "folders").string() + " --classes 4 --per_class 6 --size 40 --seed 1");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -87,6 +87,20 @@ TEST(ShardsCli, TrainOnTarShardsAndAPattern) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(io::find_events_file(dir / "train").empty());
   EXPECT_TRUE(read_json(dir / "train/summary.json")["test"].contains("imagenet"));
+  r = lth("eval --ckpt " + (dir / "train/best_acc.safetensors").string() + " --data_root " +
+          (dir / "wds").string() + " --image_size 32 --threads 1 --json " + (dir / "eval.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_json(dir / "eval.json")["test"]["imagenet"]["acc"],
+            read_json(dir / "train/summary.json")["test"]["imagenet"]["acc"]);
+  r = lth("imp --save " + (dir / "imp").string() + " --set data.name=imagenet --set data.root=" +
+          (dir / "wds").string() +
+          " --set data.image_size=32 --set model.name=resnet20 --set train.batch_size=8"
+          " --set train.eval_every=3 --set train.eval_batch_size=16 --set imp.rewind_iterations=3"
+          " --set imp.cycle_iterations=3 --set imp.cycles=1 --set run.threads=1 --set run.seed=1"
+          " --set data.holdout=0 --set run.tensorboard=false");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "imp/001/summary.json"));
+  EXPECT_TRUE(io::find_events_file(dir / "imp/001").empty());
   r = lth("train --data_root '" + (dir / "wds/train/train-{000000..000004}.tar").string() + "'" + kTiny +
           " --shard_order global --save " + (dir / "pattern").string());
   ASSERT_EQ(r.status, 0) << r.output;
