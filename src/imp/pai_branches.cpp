@@ -19,7 +19,8 @@ constexpr int64_t kImagesPerClass = 10;
 std::vector<int64_t> scoring_indices(const Experiment& ex) {
   const auto& train = *ex.train_set;
   const int64_t wanted = ex.config().pai_batches * kImagesPerClass * train.num_classes();
-  if (wanted < train.size()) return data::choose_holdout(train, wanted, Rng::keyed(ex.seed(), "pai-images").next_u64());
+  if (wanted < train.size())
+    return data::choose_holdout(train, wanted, Rng::keyed(ex.seed(), "pai-images").next_u64());
   std::vector<int64_t> all(static_cast<size_t>(train.size()));
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
   return all;
@@ -48,7 +49,8 @@ pruning::ScoringData pai_scoring_data(const Experiment& ex) {
   data.chunk = [train, indices, per_pass, seed](int64_t chunk) {
     std::vector<torch::Tensor> images;
     std::vector<int64_t> labels;
-    const auto end = std::min<int64_t>(static_cast<int64_t>(indices.size()), (chunk + 1) * per_pass);
+    const auto end =
+        std::min<int64_t>(static_cast<int64_t>(indices.size()), (chunk + 1) * per_pass);
     for (int64_t i = chunk * per_pass; i < end; ++i) {
       const auto index = indices[static_cast<size_t>(i)];
       Rng rng = Rng::keyed(seed, "pai-data", static_cast<uint64_t>(index));
@@ -57,7 +59,8 @@ pruning::ScoringData pai_scoring_data(const Experiment& ex) {
         labels.push_back(example->label);
       }
     }
-    require(!images.empty(), "pruning at initialisation: no readable image among the scoring images");
+    require(!images.empty(),
+            "pruning at initialisation: no readable image among the scoring images");
     return pruning::ScoringBatch{torch::stack(images), torch::tensor(labels, torch::kInt64)};
   };
   return data;

@@ -121,9 +121,10 @@ MaskSet synflow(const InitPruneRequest& q) {
   MaskSet masks = q.previous;
   for (int64_t r = 1; r <= rounds; ++r) {
     // Round r keeps round(start * keep^(r / rounds)) weights, the last exactly round(start * keep).
-    const double density = r == rounds ? q.keep_fraction
-                                       : std::pow(q.keep_fraction, static_cast<double>(r) /
-                                                                       static_cast<double>(rounds));
+    const double density =
+        r == rounds
+            ? q.keep_fraction
+            : std::pow(q.keep_fraction, static_cast<double>(r) / static_cast<double>(rounds));
     const auto target = static_cast<double>(std::llround(start * density));
     const auto remaining = static_cast<double>(count_kept(masks));
     if (remaining == 0) break;
@@ -162,7 +163,9 @@ ScoringData scoring_data(std::vector<ScoringBatch> batches) {
   ScoringData data;
   data.chunks = static_cast<int64_t>(batches.size());
   for (const auto& b : batches) data.images += b.images.size(0);
-  data.chunk = [batches = std::move(batches)](int64_t i) { return batches.at(static_cast<size_t>(i)); };
+  data.chunk = [batches = std::move(batches)](int64_t i) {
+    return batches.at(static_cast<size_t>(i));
+  };
   return data;
 }
 

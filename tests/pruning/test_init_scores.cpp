@@ -52,13 +52,16 @@ MaskSet tiny_masks() {
 
 // One image x = (1, 2) of class 0.
 ScoringData tiny_data() {
-  return scoring_data({{torch::full({1, 1, 1, 2}, 255, torch::kByte), torch::tensor({int64_t{0}})}});
+  return scoring_data(
+      {{torch::full({1, 1, 1, 2}, 255, torch::kByte), torch::tensor({int64_t{0}})}});
 }
 
 void expect_near(const torch::Tensor& actual, const torch::Tensor& expected, double tol = 1e-4) {
   ASSERT_EQ(actual.sizes(), expected.sizes());
   EXPECT_TRUE(torch::allclose(actual, expected, /*rtol=*/tol, /*atol=*/tol))
-      << "actual\n" << actual << "\nexpected\n" << expected;
+      << "actual\n"
+      << actual << "\nexpected\n"
+      << expected;
 }
 
 // Hand algebra. h = W1 x = (-1, 3); y = W2 h = (2, 2), so p = softmax(y) = (1/2, 1/2) and,
@@ -212,6 +215,50 @@ TEST(InitScores, UserErrors) {
   EXPECT_THROW(prune_at_init("snip", {dense, 0.5, context}), UserError);  // no data
   EXPECT_THROW(prune_at_init("grasp", {dense, 0.5, context}), UserError);
   EXPECT_NO_THROW(prune_at_init("synflow", {dense, 0.5, context}));
+}
+
+// The scorers run through a ResNet (BN, residual adds, in-place ReLUs; GraSP's double
+// backward included). Freshly initialised, its zero head passes nothing to the output:
+// every score is zero, a UserError instead of a mask chosen by position.
+TEST(InitScores, ResNetScoresAndTheZeroHeadIsRefused) {
+  models::ModelConfig c;
+  c.name = "resnet20";
+  c.num_classes = 4;
+  c.in_channels = 3;
+  c.image_size = 8;
+  c.pixel_mean = {0.5, 0.5, 0.5};
+  c.pixel_std = {0.25, 0.25, 0.25};
+  const auto fresh = [c] { return models::make_network(c, 2); };
+  const auto trained = [c] {  // stands in for a rewind point: non-zero head and BN scales
+    auto net = models::make_network(c, 2);
+    torch::NoGradGuard no_grad;
+    auto gen = at::detail::createCPUGenerator(3);
+    for (auto& p : net->named_parameters()) {
+      if (p.key() == "fc.weight") p.value().copy_(torch::randn(p.value().sizes(), gen) * 0.1);
+      if (p.key().find("bn") != std::string::npos && p.key().find("weight") != std::string::npos)
+        p.value().fill_(1.0);
+    }
+    return net;
+  };
+  const auto dense = dense_masks(*fresh(), PrunableSet::Conv);
+  std::vector<ScoringBatch> batches;
+  auto gen = at::detail::createCPUGenerator(4);
+  for (int i = 0; i < 2; ++i) {
+    batches.push_back({torch::randint(0, 256, {4, 8, 8, 3}, gen).to(torch::kByte),
+                       torch::randint(0, 4, {4}, gen)});
+  }
+  ScoringContext context;
+  context.data = scoring_data(batches);
+  context.synflow_rounds = 10;
+  context.network = trained;
+  const auto expected = std::llround(static_cast<double>(count_kept(dense)) * 0.1);
+  for (const char* name : {"snip", "grasp", "synflow"}) {
+    EXPECT_EQ(count_kept(prune_at_init(name, {dense, 0.1, context})), expected) << name;
+  }
+  context.network = fresh;
+  for (const char* name : {"snip", "grasp", "synflow"}) {
+    EXPECT_THROW(prune_at_init(name, {dense, 0.1, context}), UserError) << name;
+  }
 }
 
 TEST(ShuffleLayerwise, KeepsEachLayerCountAndMovesPositions) {
