@@ -1,9 +1,11 @@
 #include "imp/pai_branches.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "common/error.h"
 #include "data/holdout.h"
@@ -47,17 +49,23 @@ pruning::ScoringData pai_scoring_data(const Experiment& ex) {
   const auto train = ex.train_set;
   const auto seed = ex.seed();
   data.chunk = [train, indices, per_pass, seed](int64_t chunk) {
+    const auto begin = chunk * per_pass;
+    const auto end = std::min<int64_t>(static_cast<int64_t>(indices.size()), begin + per_pass);
+    // Decoded on the intra-op threads; each sample's randomness is keyed by its index.
+    std::vector<std::optional<data::Example>> examples(static_cast<size_t>(end - begin));
+    at::parallel_for(begin, end, 1, [&](int64_t from, int64_t to) {
+      for (int64_t i = from; i < to; ++i) {
+        const auto index = indices[static_cast<size_t>(i)];
+        Rng rng = Rng::keyed(seed, "pai-data", static_cast<uint64_t>(index));
+        examples[static_cast<size_t>(i - begin)] = train->get(index, rng);
+      }
+    });
     std::vector<torch::Tensor> images;
     std::vector<int64_t> labels;
-    const auto end =
-        std::min<int64_t>(static_cast<int64_t>(indices.size()), (chunk + 1) * per_pass);
-    for (int64_t i = chunk * per_pass; i < end; ++i) {
-      const auto index = indices[static_cast<size_t>(i)];
-      Rng rng = Rng::keyed(seed, "pai-data", static_cast<uint64_t>(index));
-      if (auto example = train->get(index, rng)) {
-        images.push_back(example->image);
-        labels.push_back(example->label);
-      }
+    for (auto& example : examples) {
+      if (!example) continue;
+      images.push_back(example->image);
+      labels.push_back(example->label);
     }
     require(!images.empty(),
             "pruning at initialisation: no readable image among the scoring images");
