@@ -75,6 +75,12 @@ std::vector<int64_t> choose_holdout(const Dataset& dataset, int64_t count, uint6
   return chosen;
 }
 
+std::vector<int64_t> uniform_sample(int64_t size, int64_t count, uint64_t seed) {
+  auto chosen = uniform_draw(size, std::clamp<int64_t>(count, 0, size), seed);
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
 std::vector<int64_t> complement(const std::vector<int64_t>& sorted_excluded, int64_t size) {
   std::vector<int64_t> out;
   out.reserve(static_cast<size_t>(std::max<int64_t>(size - static_cast<int64_t>(sorted_excluded.size()), 0)));

@@ -20,6 +20,10 @@ namespace lth::data {
 // UserError unless 0 < count < dataset.size().
 std::vector<int64_t> choose_holdout(const Dataset& dataset, int64_t count, uint64_t seed);
 
+// `count` of [0, size), drawn uniformly without replacement by a generator keyed by `seed`
+// (all of them when count >= size); sorted.
+std::vector<int64_t> uniform_sample(int64_t size, int64_t count, uint64_t seed);
+
 // The sorted indices of [0, size) that are not in `sorted_excluded`.
 std::vector<int64_t> complement(const std::vector<int64_t>& sorted_excluded, int64_t size);
 

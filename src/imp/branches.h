@@ -7,6 +7,8 @@
 //   rewind_<N>      same masks, weights rewound to the saved iteration N (iter_<N>)
 //   lr_rewind       same masks, keep cycle k-1's trained weights, replay the LR schedule
 //   finetune        same masks, keep cycle k-1's trained weights, constant LR = 0.01 x peak
+//   lmc             not a training line: the instability of every cycle's ticket (imp/lmc.h),
+//                   RUN/branches/lmc/<k>/lmc.json, shown as a column of the report
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -38,5 +40,8 @@ BranchSchedule branch_schedule(const std::string& name);
 void check_branch_name(const std::string& name);
 std::vector<std::string> branch_names();
 std::vector<std::string> parse_branch_list(const std::string& comma_separated);
+
+// The name of the ticket-stability "branch" (run by imp.cpp itself, not by branch_start).
+inline constexpr const char* kStabilityBranch = "lmc";
 
 }  // namespace lth::imp

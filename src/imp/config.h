@@ -49,6 +49,11 @@ struct ImpConfig {
   std::string strategy = "magnitude_global";
   std::string prunable = "conv";
   std::string branches;          // comma-separated control branches, e.g. "reinit,random_pruning"
+  // The `lmc` branch's instability analysis (imp/lmc.h): points on the path, batches to
+  // recompute BN statistics at each (0 = interpolate them), training images evaluated too.
+  int64_t lmc_points = 30;
+  int64_t lmc_bn_batches = 50;
+  int64_t lmc_train_sample = 10000;
   int64_t pai_batches = 1;       // pruning-at-init branches: batches of 10 x classes scoring images
   int64_t synflow_rounds = 100;  // synflow branch: pruning rounds (exponential schedule)
   // [run]

@@ -30,6 +30,7 @@ struct Range {
 constexpr Range kRanges[] = {
     {"data.image_size", 0, 4096},
     {"data.holdout", 0, 1e8},
+    {"data.shuffle_buffer", 0, 1e8},
     {"model.width", 1, 64},
     {"train.batch_size", 1, kMaxBatch},
     {"train.lr", 0, 1e3},
@@ -50,6 +51,9 @@ constexpr Range kRanges[] = {
     {"imp.target_density", 0, 1, /*open_max=*/true},
     {"imp.pai_batches", 1, 1000},
     {"imp.synflow_rounds", 1, 10000},
+    {"imp.lmc_points", 2, 10000},
+    {"imp.lmc_bn_batches", 0, 1e6},
+    {"imp.lmc_train_sample", 0, 1e8},
     {"run.seed", -1, kInt64Max},
     {"run.replicates", 1, 1000},
     {"run.threads", 0, 4096},

@@ -120,6 +120,17 @@ train::TrainConfig Experiment::train_config(int64_t iterations, bool constant_lr
   return t;
 }
 
+data::DatasetPtr Experiment::training_sample(int64_t count, const std::string& purpose) const {
+  auto dc = data_config(config_);
+  dc.eval_transform = true;
+  const auto eval_view = data::make_dataset(dc, data::Split::Train);
+  const auto* without_holdout = dynamic_cast<const data::SubsetDataset*>(train_set.get());
+  auto indices = data::uniform_sample(train_set->size(), count, Rng::keyed(seed(), purpose).next_u64());
+  if (without_holdout != nullptr)
+    for (auto& i : indices) i = without_holdout->base_index(i);
+  return std::make_shared<data::SubsetDataset>(eval_view, std::move(indices), "training sample");
+}
+
 nlohmann::json Experiment::config_json() const {
   std::ostringstream out;
   out << toml::json_formatter{to_toml(config_)};

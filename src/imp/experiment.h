@@ -37,6 +37,9 @@ class Experiment {
   train::TrainConfig train_config(int64_t iterations, bool constant_lr, bool periodic_ckpt,
                                   uint64_t data_key) const;
   nlohmann::json config_json() const;
+  // `count` of this run's training images (never the hold-out) read through the eval
+  // transform: a fixed sample, keyed by `purpose`, to measure training error on.
+  data::DatasetPtr training_sample(int64_t count, const std::string& purpose) const;
 
   data::DatasetPtr train_set;  // less the hold-out, where one is configured
   // The set best_acc is chosen on: the hold-out (data.holdout > 0), else the test split.

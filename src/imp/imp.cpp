@@ -14,6 +14,7 @@
 #include "common/rng.h"
 #include "imp/branches.h"
 #include "imp/cycle.h"
+#include "imp/lmc.h"
 #include "io/report.h"
 #include "io/run_layout.h"
 #include "io/run_lock.h"
@@ -170,6 +171,22 @@ int run_one(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
     if (config.target_density > 0 && summary["density"].get<double>() <= config.target_density) break;
   }
   for (const auto& branch : branches) {
+    if (branch == kStabilityBranch) {  // not a training line: each ticket's instability
+      for (int k = 0; k <= last_cycle; ++k) {
+        LmcStart start;
+        start.source = (io::cycle_dir(run, k) / "init.safetensors").string();
+        start.weights = io::load_checkpoint(start.source);
+        start.masks = start.weights.masks;
+        LmcOptions options;
+        options.points = static_cast<int>(config.lmc_points);
+        options.bn_batches = config.lmc_bn_batches;
+        options.train_sample = config.lmc_train_sample;
+        const auto r = run_lmc(ex, start, options, io::branch_cycle_dir(run, branch, k),
+                               static_cast<uint64_t>(k) + 1);
+        if (r.value("interrupted", false)) return stopped();
+      }
+      continue;
+    }
     for (int k = 1; k <= last_cycle; ++k) {
       if (run_cycle(ex, branch_cycle_plan(ex, run, branch, k)).value("interrupted", false)) return stopped();
     }

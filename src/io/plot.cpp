@@ -283,12 +283,15 @@ struct DensityFrame {
   Range y;
 };
 
+// World x of a data x: log10 on the density axis, the value itself on a linear one.
+PLFLT world_x(const DensityChart& chart, double x) { return chart.linear_x ? x : std::log10(x); }
+
 DensityFrame density_frame(const DensityChart& chart) {
   double x_min = INFINITY, x_max = -INFINITY, y_min = INFINITY, y_max = -INFINITY;
   for (const auto& s : chart.series)
     for (size_t i = 0; i < s.x.size(); ++i) {
-      x_min = std::min(x_min, std::log10(s.x[i]));
-      x_max = std::max(x_max, std::log10(s.x[i]));
+      x_min = std::min(x_min, world_x(chart, s.x[i]));
+      x_max = std::max(x_max, world_x(chart, s.x[i]));
       y_min = std::min(y_min, s.y[i]);
       y_max = std::max(y_max, s.y[i]);
       if (i < s.y_low.size() && i < s.y_high.size()) {
@@ -300,8 +303,9 @@ DensityFrame density_frame(const DensityChart& chart) {
     y_min = std::min(y_min, r.y);
     y_max = std::max(y_max, r.y);
   }
-  const Range x = padded(x_min, x_max, 0.04, 0.1);
-  const Range y = padded(y_min, y_max, 0.06, 1.0);
+  const Range x = padded(x_min, x_max, 0.04, chart.linear_x ? 1e-3 : 0.1);
+  const Range y = padded(y_min, y_max, 0.06, chart.linear_x ? 0.5 : 1.0);
+  if (chart.linear_x) return {x, {std::max(0.0, y.low), y.high}};
   return {{x.high, x.low}, {std::max(0.0, y.low), y.high}};
 }
 
@@ -322,15 +326,15 @@ void density_ticks(const DensityChart& chart, const DensityFrame& frame) {
 }
 
 // The band of a series as one translucent polygon: along y_high, back along y_low.
-void density_band(const Series& s) {
+void density_band(const DensityChart& chart, const Series& s) {
   if (s.y_low.size() != s.x.size() || s.y_high.size() != s.x.size() || s.x.size() < 2) return;
   std::vector<PLFLT> xs, ys;
   for (size_t i = 0; i < s.x.size(); ++i) {
-    xs.push_back(std::log10(s.x[i]));
+    xs.push_back(world_x(chart, s.x[i]));
     ys.push_back(s.y_high[i]);
   }
   for (size_t i = s.x.size(); i-- > 0;) {
-    xs.push_back(std::log10(s.x[i]));
+    xs.push_back(world_x(chart, s.x[i]));
     ys.push_back(s.y_low[i]);
   }
   const auto& rgb = kPalette[series_color(s.color)];
@@ -340,18 +344,18 @@ void density_band(const Series& s) {
 }
 
 // The band's extent at each point as an error bar, so a series of one point shows it too.
-void density_error_bars(const Series& s) {
+void density_error_bars(const DensityChart& chart, const Series& s) {
   if (s.y_low.size() != s.x.size() || s.y_high.size() != s.x.size()) return;
   std::vector<PLFLT> xs, lows(s.y_low.begin(), s.y_low.end()), highs(s.y_high.begin(), s.y_high.end());
-  for (const double x : s.x) xs.push_back(std::log10(x));
+  for (const double x : s.x) xs.push_back(world_x(chart, x));
   plcol0(series_color(s.color));
   plerry(static_cast<PLINT>(xs.size()), xs.data(), lows.data(), highs.data());
 }
 
-void density_series(const Series& s) {
+void density_series(const DensityChart& chart, const Series& s) {
   std::vector<PLFLT> xs, ys;
   for (size_t i = 0; i < s.x.size(); ++i) {
-    xs.push_back(std::log10(s.x[i]));
+    xs.push_back(world_x(chart, s.x[i]));
     ys.push_back(s.y[i]);
   }
   plcol0(series_color(s.color));
@@ -407,15 +411,15 @@ void draw_density_body(const DensityChart& chart) {
   plvpor(0.08, 0.62, 0.12, 0.90);  // the right third holds the legend
   plwind(frame.x.low, frame.x.high, frame.y.low, frame.y.high);
   plcol0(kGrid);
-  plbox("", 0, 0, "g", 0, 0);
-  density_ticks(chart, frame);
+  plbox(chart.linear_x ? "g" : "", 0, 0, "g", 0, 0);
+  if (!chart.linear_x) density_ticks(chart, frame);
   for (const auto& r : chart.references)
     horizontal_line(frame.x.low, frame.x.high, r.y, series_color(r.color), 2);
-  for (const auto& s : chart.series) density_band(s);
-  for (const auto& s : chart.series) density_error_bars(s);
-  for (const auto& s : chart.series) density_series(s);
+  for (const auto& s : chart.series) density_band(chart, s);
+  for (const auto& s : chart.series) density_error_bars(chart, s);
+  for (const auto& s : chart.series) density_series(chart, s);
   plcol0(kForeground);
-  plbox("bcstl", 0, 0, "bcfnstv", 0, 0);
+  plbox(chart.linear_x ? "bcnst" : "bcstl", 0, 0, "bcfnstv", 0, 0);
   titles(chart.title, chart.x_label, chart.y_label, 3.2);
   density_legend(chart);
 }

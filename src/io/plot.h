@@ -51,6 +51,9 @@ struct DensityChart {
   std::vector<HorizontalLine> references;  // drawn dashed; one legend entry for all
   std::string reference_label;
   std::vector<double> x_ticks;
+  // A plain linear x axis, increasing to the right, with automatic ticks (an interpolation
+  // coefficient, an iteration) instead of the density axis; x_ticks are then unused.
+  bool linear_x = false;
 };
 
 struct BarChart {

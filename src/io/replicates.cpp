@@ -26,7 +26,7 @@ using nlohmann::json;
 
 // Values of one (line, cycle) gathered over replicates before they are summarised.
 struct Gathered {
-  std::vector<double> density, best_val;
+  std::vector<double> density, best_val, instability;
   std::map<std::string, std::vector<double>> test, final;
   int running = 0;
 };
@@ -36,6 +36,7 @@ void gather(const LineResult& line, std::map<std::string, std::map<int, Gathered
     Gathered& g = into[line.name][c.cycle];
     if (c.density) g.density.push_back(*c.density);
     if (c.best_val_acc) g.best_val.push_back(*c.best_val_acc);
+    if (c.instability) g.instability.push_back(*c.instability);
     for (const auto& [set, acc] : c.test_acc) g.test[set].push_back(acc);
     for (const auto& [set, acc] : c.final_acc) g.final[set].push_back(acc);
     if (c.running) ++g.running;
@@ -55,6 +56,7 @@ AggregateLine summarise(const std::string& name, const std::map<int, Gathered>& 
     c.cycle = number;
     c.density = optional_spread(g.density);
     c.best_val_acc = optional_spread(g.best_val);
+    c.instability = optional_spread(g.instability);
     for (const auto& [set, values] : g.test) c.test_acc[set] = spread_of(values);
     for (const auto& [set, values] : g.final) c.final_acc[set] = spread_of(values);
     c.test_values = g.test;
@@ -212,6 +214,7 @@ json line_json(const AggregateLine& line) {
     json j = {{"cycle", c.cycle}, {"running", c.running}};
     if (c.density) j["density"] = spread_json(*c.density);
     if (c.best_val_acc) j["best_val_acc"] = spread_json(*c.best_val_acc);
+    if (c.instability) j["instability"] = spread_json(*c.instability);
     j["test"] = json::object();
     for (const auto& [set, s] : c.test_acc) j["test"][set] = spread_json(s);
     j["test_final"] = json::object();
@@ -389,8 +392,9 @@ std::vector<Comparison> compare_with_controls(const AggregateResults& results) {
 
 std::string aggregate_table(const AggregateLine& line, int replicates, const std::string& val_label) {
   std::set<std::string> test_names, final_names;
-  bool any_val = false;
+  bool any_val = false, any_instability = false;
   for (const auto& c : line.cycles) {
+    any_instability = any_instability || c.instability.has_value();
     for (const auto& [set, _] : c.test_acc) test_names.insert(set);
     for (const auto& [set, _] : c.final_acc) final_names.insert(set);
     any_val = any_val || c.best_val_acc.has_value();
@@ -405,6 +409,7 @@ std::string aggregate_table(const AggregateLine& line, int replicates, const std
   std::vector<std::string> header{"Cycle", "Density"};
   for (const auto& s : tests) header.push_back(test_set_label(s));
   for (const auto& s : finals) header.push_back(test_set_label(s) + " final");
+  if (any_instability) header.push_back("Instability (pp)");
   if (any_val) header.push_back(val_label);
   rows.push_back(header);
   for (const auto& c : line.cycles) {
@@ -418,6 +423,12 @@ std::string aggregate_table(const AggregateLine& line, int replicates, const std
       const auto it = c.final_acc.find(s);
       row.push_back(it == c.final_acc.end() ? "-" : spread_cell(it->second));
     }
+    if (any_instability)
+      row.push_back(!c.instability ? "-"
+                    : c.instability->n < 2
+                        ? fmt::format("{:.2f}", c.instability->mean * 100)
+                        : fmt::format("{:.2f} ± {:.2f} [{:.2f}, {:.2f}]", c.instability->mean * 100,
+                                      c.instability->std * 100, c.instability->min * 100, c.instability->max * 100));
     if (any_val) row.push_back(c.best_val_acc ? spread_cell(*c.best_val_acc) : "-");
     rows.push_back(std::move(row));
   }

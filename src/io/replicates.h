@@ -35,6 +35,7 @@ struct AggregateCycle {
   int cycle = 0;
   std::optional<Spread> density;
   std::optional<Spread> best_val_acc;
+  std::optional<Spread> instability;         // the `lmc` branch's, where measured
   std::map<std::string, Spread> test_acc;   // selected weights
   std::map<std::string, Spread> final_acc;  // final iterate
   std::map<std::string, std::vector<double>> test_values;  // per replicate, for comparisons

@@ -258,6 +258,8 @@ std::string cycle_name(int cycle) {
   return text;
 }
 
+fs::path cycle_name_path(const fs::path& folder, int cycle) { return folder / cycle_name(cycle); }
+
 std::string params_cell(const CycleResult& cycle) {
   if (!cycle.density) return kMissing;
   char text[64];
@@ -399,6 +401,7 @@ json cycle_json(const CycleResult& c) {
   put(out, "best_iteration", c.best_iteration);
   out["test"] = c.test_acc;
   out["test_final"] = c.final_acc;
+  put(out, "instability", c.instability);
   return out;
 }
 
@@ -571,6 +574,12 @@ std::string markdown_report(const ReportOutput& output) {
       "\"# Params (Conv)\" counts the prunable weights kept, with the fraction kept in "
       "parentheses.\n\n";
   md += selection_sentence(results.selection);
+  if (std::any_of(results.main.cycles.begin(), results.main.cycles.end(),
+                  [](const CycleResult& c) { return c.instability.has_value(); }))
+    md += "**Instability** (the `lmc` branch): the largest error on the linear path between two "
+          "copies trained from the cycle's ticket with different data orders, minus the mean of "
+          "the two ends, in percentage points on the selection set; ~0 means the ticket is "
+          "stable to SGD noise.\n\n";
   bool running = false;
   for (const LineResult* line : all_lines(results)) {
     if (line != &results.main) md += "## Branch `" + line->name + "`\n\n";
@@ -645,6 +654,15 @@ std::string results_table(const LineResult& line) {
     }
     columns.push_back(std::move(column));
   }
+  if (std::any_of(line.cycles.begin(), line.cycles.end(), [](const CycleResult& c) { return c.instability.has_value(); })) {
+    Column column{"Instability", ":-:", false, {}};
+    for (const auto& c : line.cycles) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.2f", c.instability.value_or(0) * 100);
+      column.cells.push_back(c.instability ? std::string(text) : kMissing);
+    }
+    columns.push_back(std::move(column));
+  }
   if (needs_val_column(line.cycles)) {
     Column column{selected_on_holdout(line.cycles) ? "Hold-out" : "Val", ":-:", false, {}};
     for (const auto& c : line.cycles) column.cells.push_back(accuracy_cell(c.best_val_acc));
@@ -655,6 +673,23 @@ std::string results_table(const LineResult& line) {
 
 namespace {
 
+// The `lmc` branch is no training line: its lmc.json files give the main cycles' instability.
+constexpr const char* kStabilityFolder = "lmc";
+
+void read_instabilities(const fs::path& folder, LineResult& main, std::vector<std::string>& notes) {
+  for (auto& c : main.cycles) {
+    const fs::path file = cycle_name_path(folder, c.cycle) / "lmc.json";
+    if (!fs::exists(file)) continue;
+    const json j = json::parse(read_text_file(file), nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.value("complete", false) || !j.contains("val_instability") ||
+        !j["val_instability"].is_number()) {
+      notes.push_back(file.string() + ": incomplete or unreadable; instability left out");
+      continue;
+    }
+    c.instability = j["val_instability"].get<double>();
+  }
+}
+
 RunResults collect_unchecked(const fs::path& run) {
   RunResults results;
   results.run = run;
@@ -664,7 +699,9 @@ RunResults collect_unchecked(const fs::path& run) {
   const fs::path branches = run / "branches";
   if (fs::is_directory(branches)) {
     for (const auto& entry : fs::directory_iterator(branches))
-      if (entry.is_directory())
+      if (entry.is_directory() && entry.path().filename() == kStabilityFolder)
+        read_instabilities(entry.path(), results.main, results.notes);
+      else if (entry.is_directory())
         results.branches.push_back(
             read_line(entry.path(), entry.path().filename().string(), results.notes));
     std::sort(results.branches.begin(), results.branches.end(),

@@ -35,6 +35,9 @@ struct CycleResult {
   std::optional<int64_t> best_iteration;
   std::map<std::string, double> test_acc;   // test set -> accuracy of the selected weights
   std::map<std::string, double> final_acc;  // test set -> accuracy of the final iterate
+  // The ticket's instability (error barrier on the selection set, a fraction) from the
+  // `lmc` branch, RUN/branches/lmc/<NNN>/lmc.json; main line only.
+  std::optional<double> instability;
   // What best_val_acc was measured on: "hold-out of N training images", or the test split
   // (the reference's protocol); empty when unknown.
   std::string selection;
