@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/folder_dataset.h"
+#include "data/imagenet/subset_classes.h"
 #include "data/shards/shard_writer.h"
 #include "data/shards/tfds.h"
 
@@ -21,12 +22,6 @@ std::vector<SourceSample> to_sources(const std::vector<img::Sample>& samples,
   std::vector<SourceSample> out;
   out.reserve(samples.size());
   for (const auto& s : samples) out.push_back(SourceSample{s.path, stored_label(s.label), ""});
-  return out;
-}
-
-std::vector<std::string> names_of(const img::ClassIndex& index, const std::vector<int64_t>& labels) {
-  std::vector<std::string> out;
-  for (const int64_t l : labels) out.push_back(index.wnid(l));
   return out;
 }
 
@@ -97,14 +92,15 @@ std::vector<std::pair<std::string, int64_t>> convert_folders_to_shards(const Con
   for (const auto& [set, builder, version] : {std::tuple{"imagenet-r", "imagenet_r", "0.2.0"},
                                               std::tuple{"imagenet-a", "imagenet_a", "0.1.0"}}) {
     if (!fs::is_directory(o.from / set, ec)) continue;
-    std::vector<int64_t> present;
-    const auto folder = img::list_wnid_folders(o.from / set, index, &present);
-    // Stored labels: positions in the sorted list of the set's own classes (0..199).
+    const auto folder = img::list_wnid_folders(o.from / set, index);
+    // Stored labels: positions in the set's fixed 200-class list (data/imagenet/subset_classes.h),
+    // which are its label names, as the real TFDS builds store them.
+    const auto names = img::subset_wnids(*img::subset_list_for(set));
     const auto position = [&](int64_t l) {
-      return static_cast<int64_t>(std::lower_bound(present.begin(), present.end(), l) - present.begin());
+      return static_cast<int64_t>(std::find(names.begin(), names.end(), index.wnid(l)) - names.begin());
     };
     write_test(set, o.to / builder / version, builder, to_sources(folder, position),
-               static_cast<int64_t>(present.size()), names_of(index, present));
+               static_cast<int64_t>(names.size()), names);
   }
   if (fs::is_directory(o.from / "imagenet-sketch", ec)) {
     const auto samples = to_sources(img::list_wnid_folders(o.from / "imagenet-sketch", index), canonical_label);

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "data/imagenet/imagenet_dataset.h"
+#include "data/imagenet/subset_classes.h"
 #include "data/shards/shard_dataset.h"
 #include "data/shards/tfds.h"
 #include "data/shards/webdataset.h"
@@ -127,11 +128,24 @@ DatasetPtr open_tfds_split(const TfdsBuilder& b, const std::string& split_name, 
   options.label_map = label_map_for(b, index, needs_names);
   options.num_classes = index.size();
   if (needs_names) {
-    std::set<int64_t> present;
-    for (const int64_t l : options.label_map) {
-      if (l >= 0) present.insert(l);
+    // ImageNet-R / -A: scored 200-way over the reference's fixed lists (subset_classes.h),
+    // whatever the build's names; a name outside the list would be scored wrongly.
+    const auto list = img::subset_list_for(label);
+    if (list) {
+      options.class_subset = img::subset_labels(*list, index);
+      const std::set<int64_t> listed(options.class_subset.begin(), options.class_subset.end());
+      for (const int64_t l : options.label_map) {
+        if (l >= 0 && listed.count(l) == 0)
+          throw UserError((b.dir / "dataset_info.json").string() + ": class " + index.wnid(l) +
+                          " is not one of the 200 " + img::subset_list_name(*list) + " classes (docs/DATA.md)");
+      }
+    } else {
+      std::set<int64_t> present;
+      for (const int64_t l : options.label_map) {
+        if (l >= 0) present.insert(l);
+      }
+      options.class_subset.assign(present.begin(), present.end());
     }
-    options.class_subset.assign(present.begin(), present.end());
   }
   return std::make_shared<ShardDataset>(label, std::move(shards), std::move(options));
 }
