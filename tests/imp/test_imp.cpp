@@ -260,7 +260,8 @@ nlohmann::json branch_evals(const fs::path& dir) {
 // branches only.
 TEST(Imp, PaiBranchesKeepTicketCountsAndResumeAfterSigkill) {
   const auto straight = fresh_dir("pai_straight"), killed = fresh_dir("pai_killed");
-  const std::vector<std::string> pai{"snip", "grasp", "synflow", "magnitude_init", "shuffle_layerwise"};
+  const std::vector<std::string> pai{"snip",           "grasp",           "synflow",
+                                     "magnitude_init", "magnitude_iter0", "shuffle_layerwise"};
   std::string branches;
   for (const auto& b : pai) branches += (branches.empty() ? "" : ",") + b;
   const std::string common = " --cycles 1 --set imp.synflow_rounds=10 --set imp.pai_batches=2";
@@ -304,6 +305,12 @@ TEST(Imp, PaiBranchesKeepTicketCountsAndResumeAfterSigkill) {
       same_as_ticket = same_as_ticket && torch::equal(m, ticket_masks.at(name));
     }
     EXPECT_FALSE(same_as_ticket) << b << ": a control's mask should differ from the ticket's";
+    // Scored and started at the rewind point (iteration 40), or at iteration 0 for *_iter0.
+    const auto start = io::load_checkpoint(
+        straight / (b == "magnitude_iter0" ? "iter_000000.safetensors" : "iter_000040.safetensors"));
+    for (const auto& [name, m] : ix.masks) {
+      EXPECT_TRUE(torch::equal(ix.state.at(name), start.state.at(name) * m)) << b << " " << name;
+    }
     const auto bx = io::load_checkpoint(x / "best_acc.safetensors"), by = io::load_checkpoint(y / "best_acc.safetensors");
     for (const auto& [name, t] : bx.state) EXPECT_TRUE(torch::equal(t, by.state.at(name))) << b << " " << name;
   }
