@@ -24,12 +24,21 @@ io::Checkpoint weights_checkpoint(const models::Network& net, const pruning::Mas
   return ckpt;
 }
 
-// Every test set on the network's current weights; `weights` ("selected" or "final") names
-// them in the log and in metrics.jsonl ("test" and "test_final" events).
+// Logs one weights' test results; `weights` ("selected" or "final") names them in the log
+// and in metrics.jsonl ("test" and "test_final" events).
+void log_tests(const nlohmann::json& results, const std::string& weights, train::RunLog& log) {
+  for (const auto& [name, r] : results.items()) {
+    log.info(fmt::format("test {:<16} acc {:.2f}%  nll {:.4f}  ({} images, {} weights)", name,
+                         100 * r["acc"].get<double>(), r["nll"].get<double>(), r["count"].get<int64_t>(), weights));
+    log.event(weights == "selected" ? "test" : "test_final",
+              {{"set", name}, {"acc", r["acc"]}, {"nll", r["nll"]}, {"ece", r["ece"]}, {"count", r["count"]}});
+  }
+}
+
+// Every test set on the network's current weights.
 nlohmann::json test_weights(const Experiment& experiment, models::Network& net,
                             const std::string& weights, train::RunLog& log) {
   nlohmann::json results = nlohmann::json::object();
-  const bool selected = weights == "selected";
   for (const auto& set : experiment.test_sets) {
     auto eo = train::rank_eval_options(
         experiment.comm(), experiment.config().eval_batch_size,
@@ -38,23 +47,25 @@ nlohmann::json test_weights(const Experiment& experiment, models::Network& net,
     const auto r = eval::evaluate(net, set.dataset, eo);
     results[set.name] = {{"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece}, {"count", r.count},
                          {"skipped", r.skipped}};
-    log.info(fmt::format("test {:<16} acc {:.2f}%  nll {:.4f}  ({} images, {} weights)", set.name,
-                         100 * r.accuracy, r.nll, r.count, weights));
-    log.event(selected ? "test" : "test_final", {{"set", set.name}, {"acc", r.accuracy}, {"nll", r.nll},
-                                                 {"ece", r.ece}, {"count", r.count}});
   }
+  log_tests(results, weights, log);
   return results;
 }
 
 // The test sets are looked at once per cycle, here: on the final iterate (what `net` holds
 // after training; not when training diverged) and on the weights selected by best
-// validation accuracy.
+// validation accuracy, which are often the final ones (then not evaluated twice).
 void test_at_end(const Experiment& experiment, models::Network& net, const fs::path& dir,
-                 bool diverged, train::RunLog& log, nlohmann::json& summary) {
-  if (!diverged) summary["test_final"] = test_weights(experiment, net, "final", log);
+                 const train::TrainResult& trained, train::RunLog& log, nlohmann::json& summary) {
+  if (!trained.diverged) summary["test_final"] = test_weights(experiment, net, "final", log);
   const auto best_path = dir / "best_acc.safetensors";
   summary["test"] = nlohmann::json::object();
   if (!fs::exists(best_path)) return;  // diverged before the first evaluation
+  if (!trained.diverged && trained.best_iteration == trained.iterations) {
+    summary["test"] = summary["test_final"];
+    log_tests(summary["test"], "selected", log);
+    return;
+  }
   const auto best = io::load_checkpoint(best_path);
   pruning::load_state(net, best.state, best_path.string());
   summary["test"] = test_weights(experiment, net, "selected", log);
@@ -141,7 +152,7 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
   summary["test"] = nlohmann::json::object();
   log.event("cycle", {{"iteration", plan.iterations}, {"cycle", plan.cycle},
                       {"density", summary["density"]}, {"best_val_acc", trained.best_acc}});
-  if (plan.test_at_end) test_at_end(experiment, *net, plan.dir, trained.diverged, log, summary);
+  if (plan.test_at_end) test_at_end(experiment, *net, plan.dir, trained, log, summary);
   summary["complete"] = true;
   if (root) io::write_text_atomically(plan.dir / "summary.json", summary.dump(2) + "\n");
   return summary;
