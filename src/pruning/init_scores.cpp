@@ -127,7 +127,10 @@ MaskSet synflow(const InitPruneRequest& q) {
             : std::pow(q.keep_fraction, static_cast<double>(r) / static_cast<double>(rounds));
     const auto target = static_cast<double>(std::llround(start * density));
     const auto remaining = static_cast<double>(count_kept(masks));
-    if (remaining == 0) break;
+    if (target == 0) {  // as magnitude_global keeps none when round(remaining * keep) is 0
+      for (auto& [_, m] : masks) m = torch::zeros_like(m);
+      break;
+    }
     const auto scores = synflow_scores(*net, masks);
     require_usable(scores, "synflow");
     masks = prune_by_scores(scores, masks, std::min(1.0, target / remaining));

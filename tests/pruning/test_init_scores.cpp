@@ -178,7 +178,7 @@ TEST(InitScores, ExactCountsNoRevivalAndDeterminism) {
                                .reshape(previous["fc1.weight"].sizes());
   const int64_t remaining = count_kept(previous);
   for (const auto& name : init_strategy_names()) {
-    for (double keep : {0.5, 0.037, 1.0}) {
+    for (double keep : {0.5, 0.037, 1.0, 1e-7}) {
       const auto masks = prune_at_init(name, {previous, keep, context});
       EXPECT_EQ(count_kept(masks), std::llround(static_cast<double>(remaining) * keep))
           << name << " " << keep;
