@@ -16,9 +16,9 @@
 // weights multiplied by `previous`, then keeps exactly round(remaining * keep_fraction) of
 // the unmasked weights by one global count (prune_by_scores: never revives a pruned weight,
 // ties broken by position). Scores that are all zero (nothing flows from the prunable
-// weights to the output, e.g. a zero-initialised head) are a UserError. SynFlow runs in float32, as
-// the authors' code: a very deep network whose |w|-forward overflows is a UserError, not a silent
-// NaN mask.
+// weights to the output, e.g. a zero-initialised head) are a UserError. SynFlow runs in
+// float32, as the authors' code: a very deep network whose |w|-forward overflows is a
+// UserError, not a silent NaN mask.
 #include <cstdint>
 #include <functional>
 #include <string>
