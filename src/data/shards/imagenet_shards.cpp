@@ -18,17 +18,6 @@ namespace fs = std::filesystem;
 namespace img = data::imagenet;
 namespace {
 
-// DataConfig::eval_transform (the train split read through the eval transform, for hold-out
-// sets) where this build's DataConfig has it; false otherwise.
-template <typename C>
-auto eval_transform_of(const C& c, int) -> decltype(static_cast<bool>(c.eval_transform)) {
-  return c.eval_transform;
-}
-template <typename C>
-bool eval_transform_of(const C&, long) {
-  return false;
-}
-
 int size_of(int64_t image_size) {
   return static_cast<int>(image_size == 0 ? img::kDefaultImageSize : image_size);
 }
@@ -173,7 +162,8 @@ img::ClassIndex class_index_for_root(const std::string& root) {
 
 DatasetPtr make_imagenet_any(const DataConfig& config, Split split) {
   const bool train = split == Split::Train;
-  const bool augment = train && !eval_transform_of(config, 0);  // random crop + flip
+  // Random crop + flip, unless the train split is read as a hold-out set's eval view.
+  const bool augment = train && !config.eval_transform;
   if (auto dir = imagenet_tfds(config.root)) {
     const auto b = read_tfds_builder(*dir);
     const auto index = index_from_names(b.label_names, b.num_classes);
