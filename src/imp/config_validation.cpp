@@ -31,7 +31,6 @@ constexpr Range kRanges[] = {
     {"data.image_size", 0, 4096},
     {"data.holdout", 0, 1e8},
     {"data.shuffle_buffer", 0, 1e8},
-    {"data.shuffle_buffer", 0, 1e8},
     {"model.width", 1, 64},
     {"train.batch_size", 1, kMaxBatch},
     {"train.lr", 0, 1e3},
