@@ -135,6 +135,16 @@ void write_file_atomically(const std::filesystem::path& path,
   fsync_folder(folder_of(path), label);
 }
 
+std::filesystem::path create_temporary_file(const std::filesystem::path& path) {
+  std::filesystem::path tmp;
+  UniqueFd fd = create_temporary(path, &tmp);
+  if (!fd.close()) {
+    ::unlink(tmp.c_str());
+    throw UserError(path.string() + ": close failed (" + errno_text(errno) + ")");
+  }
+  return tmp;
+}
+
 bool is_stale_temporary(const std::filesystem::path& path) {
   const std::string name = path.filename().string();
   if (name.size() > kTemporarySuffix.size() + 1 && name[0] == '.' &&

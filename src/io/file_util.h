@@ -54,6 +54,11 @@ void write_file_atomically(const std::filesystem::path& path,
                            const std::function<void(FileSink&)>& fill);
 void write_text_atomically(const std::filesystem::path& path, std::string_view text);
 
+// Creates an empty temporary next to `path`, named and created as write_file_atomically's
+// (exclusively, without following symlinks), for writers that must open the file by name
+// themselves (PLplot). The caller renames it into place or removes it.
+std::filesystem::path create_temporary_file(const std::filesystem::path& path);
+
 // Whether `path` is a temporary an interrupted atomic write left behind (this version's
 // ".<name>.<random>.lth-tmp" or an older version's "<name>.safetensors.tmp" and the like).
 bool is_stale_temporary(const std::filesystem::path& path);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "common/error.h"
 #include "io/file_util.h"
 
 namespace lth::io::plot {
@@ -210,7 +211,13 @@ void render(const Canvas& canvas, const Body& body) {
   std::lock_guard<std::mutex> lock(plplot_mutex());
   if (!has_device(canvas.format))
     throw PlotError(std::string("PLplot has no '") + device_name(canvas.format) + "' device");
-  const std::filesystem::path tmp = canvas.file.string() + ".tmp";
+  // A fresh exclusive temporary: a planted "<file>.tmp" symlink is never written through.
+  std::filesystem::path tmp;
+  try {
+    tmp = create_temporary_file(canvas.file);
+  } catch (const UserError& e) {
+    throw PlotError(e.what());
+  }
   check_writable(tmp);
   std::vector<std::string> aborts;
   std::string printed;

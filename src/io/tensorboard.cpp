@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "io/file_util.h"
 #include "data/shards/protobuf_wire.h"
 #include "data/shards/tfrecord.h"
 
@@ -139,13 +140,8 @@ void TensorBoardWriter::truncate_after(int64_t step) {
     if (e.file_version.empty() && e.step > step) continue;
     kept += data::shards::frame_record(serialize_event(e));
   }
-  const fs::path tmp = file_.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(kept.data(), static_cast<std::streamsize>(kept.size()));
-    require(static_cast<bool>(out), tmp.string() + ": write failed");
-  }
-  fs::rename(tmp, file_);
+  // Atomic and checked (file_util.h): fresh exclusive temporary, fsync, rename.
+  write_text_atomically(file_, kept);
 }
 
 }  // namespace lth::io

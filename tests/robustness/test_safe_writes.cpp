@@ -67,6 +67,20 @@ TEST(SafeWrites, PlantedSymlinkAtTheOldTemporaryNameIsNotWrittenThrough) {
   fs::remove_all(dir);
 }
 
+TEST(SafeWrites, TemporariesForNamedWritersAreFreshAndExclusive) {
+  const auto dir = fresh("named_tmp");
+  std::ofstream(dir / "victim") << "precious";
+  fs::create_symlink(dir / "victim", dir / "plot.png.tmp");  // the old fixed name
+  const auto a = io::create_temporary_file(dir / "plot.png");
+  const auto b = io::create_temporary_file(dir / "plot.png");
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(io::is_stale_temporary(a));
+  EXPECT_EQ(a.parent_path(), dir);
+  EXPECT_EQ(fs::file_size(a), 0u);
+  EXPECT_EQ(slurp(dir / "victim"), "precious");
+  fs::remove_all(dir);
+}
+
 TEST(SafeWrites, StaleTemporariesAreRemovedWhenTheFolderIsLocked) {
   const auto dir = fresh("stale");
   fs::create_directories(dir / "000");
