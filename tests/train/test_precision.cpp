@@ -2,6 +2,8 @@
 #include <torch/torch.h>
 
 #include "models/autocast.h"
+#include "data/synthetic.h"
+#include "eval/evaluator.h"
 #include "models/network.h"
 
 namespace lth::train {
@@ -53,6 +55,35 @@ TEST(Autocast, NetworksReturnFloat32LogitsUnderAutocast) {
     AutocastGuard guard(/*enabled=*/true, torch::kCPU);
     EXPECT_EQ(net->forward(images).scalar_type(), torch::kFloat32) << name;
   }
+}
+
+// Evaluation runs under the training autocast when mixed precision is on (the reference
+// evaluates in its compute dtype): the same network scores slightly differently.
+TEST(Autocast, EvaluationRunsUnderTheTrainingAutocast) {
+  models::ModelConfig config;
+  config.name = "resnet20";
+  config.in_channels = 1;
+  config.image_size = 28;
+  auto net = models::make_network(config, 11);
+  {
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(5);
+    for (auto& p : net->named_parameters())
+      if (p.key() == "fc.weight") p.value().normal_(0, 0.3);  // the zero head would give uniform logits
+  }
+  data::SyntheticConfig sc;
+  sc.size = 48;
+  const auto ds = std::make_shared<data::SyntheticDataset>(sc, data::Split::Test);
+  eval::EvalOptions o;
+  o.batch_size = 16;
+  o.num_workers = 0;
+  const auto fp32 = eval::evaluate(*net, ds, o);
+  o.mixed_precision = true;
+  const auto bf16 = eval::evaluate(*net, ds, o);
+  EXPECT_EQ(fp32.count, bf16.count);
+  EXPECT_NE(fp32.nll, bf16.nll);
+  EXPECT_NEAR(fp32.nll, bf16.nll, 0.05);
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());  // restored after evaluation
 }
 
 }  // namespace
