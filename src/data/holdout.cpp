@@ -116,13 +116,11 @@ HoldoutSplit split_holdout(const DatasetPtr& train, const DatasetPtr& train_eval
                            uint64_t seed) {
   require(train->size() == train_eval->size(),
           "internal: the train split's two views differ in size");
-  const auto held = choose_holdout(*train, count, seed);
-  bool balanced = true;
-  for (int64_t i = 0; i < std::min<int64_t>(train->size(), 1); ++i) balanced = train->label(i).has_value();
+  const auto held = choose_holdout(*train, count, seed);  // checks 0 < count < size
   HoldoutSplit split;
   split.train = std::make_shared<SubsetDataset>(train, complement(held, train->size()), "train less hold-out");
   split.holdout = std::make_shared<SubsetDataset>(train_eval, held, "hold-out");
-  split.class_balanced = balanced;
+  split.class_balanced = train->label(0).has_value();  // as choose_holdout decided
   return split;
 }
 

@@ -73,14 +73,11 @@ std::vector<const AggregateLine*> all_lines(const AggregateResults& results) {
 }
 
 std::vector<std::string> sets_of(const AggregateResults& results) {
-  std::vector<CycleResult> cycles;
+  std::set<std::string> names;
   for (const AggregateLine* line : all_lines(results))
-    for (const auto& c : line->cycles) {
-      CycleResult r;
-      for (const auto& [set, s] : c.test_acc) r.test_acc[set] = s.mean;
-      cycles.push_back(std::move(r));
-    }
-  return ordered_test_sets(cycles);
+    for (const auto& c : line->cycles)
+      for (const auto& [set, _] : c.test_acc) names.insert(set);
+  return ordered_set_names(std::move(names));
 }
 
 // C(n, k) as a double (exact for the small n of replicate counts).
@@ -399,12 +396,7 @@ std::string aggregate_table(const AggregateLine& line, int replicates, const std
     for (const auto& [set, _] : c.final_acc) final_names.insert(set);
     any_val = any_val || c.best_val_acc.has_value();
   }
-  auto ordered = [](const std::set<std::string>& names) {
-    std::vector<CycleResult> cycles(1);
-    for (const auto& n : names) cycles[0].test_acc[n] = 0;
-    return ordered_test_sets(cycles);
-  };
-  const auto tests = ordered(test_names), finals = ordered(final_names);
+  const auto tests = ordered_set_names(test_names), finals = ordered_set_names(final_names);
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header{"Cycle", "Density"};
   for (const auto& s : tests) header.push_back(test_set_label(s));

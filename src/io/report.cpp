@@ -281,13 +281,10 @@ bool needs_val_column(const std::vector<CycleResult>& cycles) {
 }
 
 std::vector<std::string> final_sets(const std::vector<CycleResult>& cycles) {
-  std::vector<CycleResult> finals;
-  for (const auto& c : cycles) {
-    CycleResult f;
-    f.test_acc = c.final_acc;
-    finals.push_back(std::move(f));
-  }
-  return ordered_test_sets(finals);
+  std::set<std::string> present;
+  for (const auto& c : cycles)
+    for (const auto& [set, _] : c.final_acc) present.insert(set);
+  return ordered_set_names(std::move(present));
 }
 
 struct Column {
@@ -423,8 +420,6 @@ std::string results_json(const RunResults& results) {
 
 // ---- plots ---------------------------------------------------------------------------
 
-std::string run_name(const fs::path& run) { return run_display_name(run); }
-
 // One series per (line, test set): colour = test set, line style and marker = line.
 void add_line_series(const LineResult& line, size_t line_index,
                      const std::vector<std::string>& sets, plot::DensityChart& chart) {
@@ -469,7 +464,7 @@ plot::DensityChart density_chart(const RunResults& results) {
   plot::DensityChart chart;
   const std::vector<std::string> sets = all_test_sets(results);
   const bool any_tests = !sets.empty();
-  chart.title = "Accuracy vs density: " + run_name(results.run);
+  chart.title = "Accuracy vs density: " + run_display_name(results.run);
   chart.x_label = "Weights remaining (%, log scale, sparser to the right)";
   chart.y_label = any_tests ? "Test accuracy (%)" : "Best validation accuracy (%)";
   chart.reference_label = "dense (cycle 000)";
@@ -567,7 +562,7 @@ namespace {
 
 std::string markdown_report(const ReportOutput& output) {
   const RunResults& results = output.results;
-  std::string md = "# Results: " + run_name(results.run) + "\n\n";
+  std::string md = "# Results: " + run_display_name(results.run) + "\n\n";
   md +=
       "Accuracy (%) on each test set of every IMP cycle's best-validation weights (columns "
       "marked \"final\": the same cycle's last iterate). "
@@ -623,6 +618,10 @@ std::vector<std::string> ordered_test_sets(const std::vector<CycleResult>& cycle
   std::set<std::string> present;
   for (const auto& c : cycles)
     for (const auto& [set, _] : c.test_acc) present.insert(set);
+  return ordered_set_names(std::move(present));
+}
+
+std::vector<std::string> ordered_set_names(std::set<std::string> present) {
   std::vector<std::string> ordered;
   for (const char* known : kKnownSets)
     if (present.erase(known) > 0) ordered.push_back(known);

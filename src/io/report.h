@@ -12,6 +12,7 @@
 #include <iosfwd>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,8 @@ RunResults collect_run_results(const std::filesystem::path& run);
 // Test set names of a line in column order: imagenet, imagenet-v2, imagenet-r,
 // imagenet-a, imagenet-sketch, then any others sorted.
 std::vector<std::string> ordered_test_sets(const std::vector<CycleResult>& cycles);
+// The same order for a set of test-set names.
+std::vector<std::string> ordered_set_names(std::set<std::string> names);
 // Column header of a test set: "IN", "IN-V2", ... as the reference README; else the name.
 std::string test_set_label(const std::string& set);
 // Percent with 2 decimals, or 3 below 10 % ("76.48", "1.933"), as the reference README.
