@@ -21,7 +21,7 @@ void add_imp_command(CLI::App& app) {
     std::vector<std::string> sets;
     int64_t cycles = -1;
     int64_t seed = -1;
-    int64_t replicates = 0;
+    int64_t replicates = -1;  // -1 = not given (0 is refused by validation, not ignored)
     int64_t holdout = -1;
     int threads = -1;
     std::string branches;
@@ -51,7 +51,7 @@ void add_imp_command(CLI::App& app) {
     for (const auto& s : opt->sets) imp::apply_override(config, s);
     if (opt->cycles >= 0) config.cycles = opt->cycles;
     if (opt->seed >= 0) config.seed = opt->seed;
-    if (opt->replicates > 0) config.replicates = opt->replicates;
+    if (opt->replicates >= 0) config.replicates = opt->replicates;
     if (opt->holdout >= 0) config.holdout = opt->holdout;
     if (opt->threads >= 0) config.threads = opt->threads;
     if (!opt->branches.empty()) config.branches = opt->branches;

@@ -101,8 +101,10 @@ int64_t rewind_iteration(const std::string& name) {
 }  // namespace
 
 void check_branch_name(const std::string& name) {
-  if (rewind_iteration(name) >= 0 || name == kStabilityBranch) return;
-  registry().get(name);  // throws with the list of known names
+  if (rewind_iteration(name) >= 0 || name == kStabilityBranch || registry().contains(name)) return;
+  std::string known;
+  for (const auto& n : branch_names()) known += (known.empty() ? "" : ", ") + n;
+  throw UserError("unknown branch '" + name + "' (known: " + known + ")");
 }
 
 BranchStart branch_start(const std::string& name, const BranchContext& context) {
