@@ -54,8 +54,9 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
   if (config_.holdout > 0) {
     auto eval_view = dc;
     eval_view.eval_transform = true;
-    const auto split = data::split_holdout(train_set, data::make_dataset(eval_view, data::Split::Train),
-                                           config_.holdout, Rng::keyed(seed(), "holdout").next_u64());
+    train_eval_view_ = data::make_dataset(eval_view, data::Split::Train);
+    const auto split = data::split_holdout(train_set, train_eval_view_, config_.holdout,
+                                           Rng::keyed(seed(), "holdout").next_u64());
     train_set = split.train;
     val_set = split.holdout;
     selection = {{"set", "holdout"}, {"count", config_.holdout}, {"class_balanced", split.class_balanced}};
@@ -121,9 +122,12 @@ train::TrainConfig Experiment::train_config(int64_t iterations, bool constant_lr
 }
 
 data::DatasetPtr Experiment::training_sample(int64_t count, const std::string& purpose) const {
-  auto dc = data_config(config_);
-  dc.eval_transform = true;
-  const auto eval_view = data::make_dataset(dc, data::Split::Train);
+  auto eval_view = train_eval_view_;  // opened already when a hold-out was drawn
+  if (!eval_view) {
+    auto dc = data_config(config_);
+    dc.eval_transform = true;
+    eval_view = data::make_dataset(dc, data::Split::Train);
+  }
   const auto* without_holdout = dynamic_cast<const data::SubsetDataset*>(train_set.get());
   auto indices = data::uniform_sample(train_set->size(), count, Rng::keyed(seed(), purpose).next_u64());
   if (without_holdout != nullptr)

@@ -55,6 +55,7 @@ class Experiment {
   ImpConfig config_;
   dist::CommunicatorPtr comm_;
   torch::Device device_ = torch::kCPU;
+  data::DatasetPtr train_eval_view_;  // the train split through the eval transform, when opened
 };
 
 bool is_imagenet(const std::string& data_name);
