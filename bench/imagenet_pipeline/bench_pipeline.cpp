@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -85,6 +86,54 @@ nlohmann::json decode_only(const std::vector<img::Sample>& samples, double min_s
           {"cpu_s", cpu}, {"img_per_cpu_s", n / cpu}};
 }
 
+// Where the CPU time of one train sample goes, stage by stage, one thread: the pipeline's
+// steps (pipeline.cpp) called one by one through the public API, the resize writing
+// straight into a batch slot as the loader has it do.
+double thread_cpu_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return 1e6 * double(ts.tv_sec) + 1e-3 * double(ts.tv_nsec);
+}
+
+nlohmann::json train_stages(const std::vector<img::Sample>& samples, int size, double min_seconds) {
+  std::vector<uint8_t> bytes;
+  img::RgbImage image;
+  auto batch = torch::empty({64, size, size, 3}, torch::kUInt8);
+  const size_t slot = size_t(size) * size * 3;
+  double t_read = 0, t_probe = 0, t_decode = 0, t_resize = 0;
+  int64_t n = 0;
+  const auto t0 = Clock::now();
+  while (seconds_since(t0) < min_seconds) {
+    for (size_t i = 0; i < samples.size(); ++i) {
+      lth::Rng rng = lth::Rng::keyed(0, "sample", 0, i);
+      const double a = thread_cpu_us();
+      img::read_file(samples[i].path, bytes);
+      const double b = thread_cpu_us();
+      const auto info = img::probe(bytes.data(), bytes.size());
+      const auto crop = img::train_crop(info.height, info.width, size, rng);
+      const double c = thread_cpu_us();
+      int top = 0, left = 0;
+      img::decode_region(bytes.data(), bytes.size(), info, img::Scale{},
+                         img::PixelBox{crop.top, crop.left, crop.height, crop.width}, image, &top,
+                         &left);
+      const double d = thread_cpu_us();
+      img::resize_bicubic(image.pixels.data(), image.height, image.width,
+                          img::Region{double(crop.top - top), double(crop.left - left),
+                                      double(crop.height), double(crop.width)},
+                          size, size, rng.coin(0.5), batch.data_ptr<uint8_t>() + (n % 64) * slot);
+      const double e = thread_cpu_us();
+      t_read += b - a, t_probe += c - b, t_decode += d - c, t_resize += e - d;
+      ++n;
+    }
+  }
+  const double dn = double(n);
+  return {{"images", n},
+          {"cpu_us_read", t_read / dn},
+          {"cpu_us_probe_crop", t_probe / dn},
+          {"cpu_us_decode_region", t_decode / dn},
+          {"cpu_us_resize_flip_into_slot", t_resize / dn}};
+}
+
 // Images per second through the Loader: one cold pass over the data, then whole passes
 // until min_seconds have elapsed.
 nlohmann::json through_loader(const lth::data::DatasetPtr& ds, int workers, int64_t batch,
@@ -124,6 +173,7 @@ int main(int argc, char** argv) {
   std::string root, json_path;
   int size = 224, threads = 0, generate = 0;
   bool generate_only = false;
+  std::vector<std::string> only;
   int64_t batch = 64;
   double seconds = 4.0;
   app.add_option("--root", root, "folder of class folders of JPEGs (or where --generate writes)")
@@ -136,6 +186,7 @@ int main(int argc, char** argv) {
                  "first write this many 500-px synthetic JPEGs under --root");
   app.add_flag("--generate_only", generate_only, "stop after --generate");
   app.add_option("--json", json_path, "also write the result here");
+  app.add_option("--only", only, "measure only these figures (e.g. train_1core), for profiling");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::warn);
@@ -173,12 +224,18 @@ int main(int argc, char** argv) {
                         {"size", size},
                         {"batch", batch},
                         {"all_cores", all}};
-  out["decode_full_1core"] = decode_only(samples, seconds);
-  out["train_1core"] = through_loader(make(true, true), 0, batch, seconds);
-  out["train_1core_nodct"] = through_loader(make(true, false), 0, batch, seconds);
-  out["train_all"] = through_loader(make(true, true), all, batch, seconds);
-  out["eval_1core"] = through_loader(make(false, true), 0, batch, seconds);
-  out["eval_all"] = through_loader(make(false, true), all, batch, seconds);
+  auto wanted = [&](const std::string& name) {
+    return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
+  };
+  if (!only.empty() && wanted("train_stages"))  // a diagnostic, not in the default set
+    out["train_stages"] = train_stages(samples, size, seconds);
+  if (wanted("decode_full_1core")) out["decode_full_1core"] = decode_only(samples, seconds);
+  if (wanted("train_1core")) out["train_1core"] = through_loader(make(true, true), 0, batch, seconds);
+  if (wanted("train_1core_nodct"))
+    out["train_1core_nodct"] = through_loader(make(true, false), 0, batch, seconds);
+  if (wanted("train_all")) out["train_all"] = through_loader(make(true, true), all, batch, seconds);
+  if (wanted("eval_1core")) out["eval_1core"] = through_loader(make(false, true), 0, batch, seconds);
+  if (wanted("eval_all")) out["eval_all"] = through_loader(make(false, true), all, batch, seconds);
   std::printf("%s\n", out.dump().c_str());
   if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
   return 0;

@@ -39,6 +39,17 @@ class Dataset {
   virtual int64_t num_classes() const = 0;
   virtual ImageShape shape() const = 0;
   virtual std::optional<Example> get(int64_t index, Rng& rng) const = 0;
+  // get(), written straight into `slot` (shape(), uint8, contiguous: a batch's row) instead
+  // of a tensor of its own; returns the label, or nullopt where get() would. Same contract
+  // and same bytes as get(). The default copies get()'s image; a dataset that decodes
+  // (ImageNet folders) overrides it to save a tensor allocation and a copy per sample.
+  virtual std::optional<int64_t> get_into(int64_t index, Rng& rng, uint8_t* slot) const {
+    auto example = get(index, rng);
+    if (!example) return std::nullopt;
+    const ImageShape s = shape();
+    torch::from_blob(slot, {s.height, s.width, s.channels}, torch::kUInt8).copy_(example->image);
+    return example->label;
+  }
   // Classes present, for test sets that cover a subset (ImageNet-R/-A). Empty = all.
   virtual std::vector<int64_t> class_subset() const { return {}; }
   // The label of sample `index` without reading its image, where the dataset knows it

@@ -121,16 +121,20 @@ Batch Loader::load(const Ticket& t) const {
   std::vector<int64_t> labels;
   labels.reserve(indices.size());
   int64_t filled = 0;
+  // Each sample is written straight into its row of the batch (no tensor of its own); an
+  // unreadable one leaves its row to the next sample.
+  const int64_t row = shape.height * shape.width * shape.channels;
+  uint8_t* const base = images.data_ptr<uint8_t>();
   for (const int64_t i : indices) {
     Rng rng = Rng::keyed(options_.seed, "sample", static_cast<uint64_t>(t.epoch),
                          static_cast<uint64_t>(i));
-    auto example = dataset_->get(i, rng);
-    if (!example) {
+    const auto label = dataset_->get_into(i, rng, base + filled * row);
+    if (!label) {
       ++batch.skipped;
       continue;
     }
-    images[filled++].copy_(example->image);
-    labels.push_back(example->label);
+    ++filled;
+    labels.push_back(*label);
   }
   batch.images = filled == images.size(0) ? images : images.narrow(0, 0, filled).clone();
   batch.labels = torch::tensor(labels, torch::kInt64);

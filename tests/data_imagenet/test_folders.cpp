@@ -241,3 +241,35 @@ TEST_F(GeneratedRoot, LoaderCountsUnreadableSamplesAsSkipped) {
   EXPECT_EQ(batch->images.sizes(), (std::vector<int64_t>{train->size() - 2, 32, 32, 3}));
   EXPECT_FALSE(loader.next().has_value());
 }
+
+TEST_F(GeneratedRoot, LoaderBatchRowsAreTheDatasetsSamples) {
+  // The loader has each sample decoded straight into its batch row (get_into); the rows must
+  // be exactly what get() returns for the same key, unreadable files left out in order.
+  const auto index = ClassIndex::for_data_root(root_);
+  FolderOptions o = eval_options();
+  o.train = true;
+  const auto train = open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, o);
+  lth::data::LoaderOptions lo;
+  lo.batch_size = train->size();
+  lo.num_workers = 0;
+  lo.shuffle = false;
+  lo.drop_last = false;
+  lo.repeat = false;
+  lo.seed = 4;
+  lth::data::Loader loader(train, lo);
+  const auto batch = loader.next();
+  ASSERT_TRUE(batch.has_value());
+  int64_t row = 0, nonblank = 0;
+  for (int64_t i = 0; i < train->size(); ++i) {
+    lth::Rng rng = lth::Rng::keyed(lo.seed, "sample", 0, uint64_t(i));
+    const auto example = train->get(i, rng);
+    if (!example) continue;
+    ASSERT_LT(row, batch->images.size(0));
+    EXPECT_TRUE(torch::equal(batch->images[row], example->image)) << "sample " << i;
+    EXPECT_EQ(batch->labels[row].item<int64_t>(), example->label);
+    nonblank += example->image.sum().item<int64_t>() > 0;
+    ++row;
+  }
+  EXPECT_EQ(row, batch->images.size(0));
+  EXPECT_GT(nonblank, 0);  // real pictures, not empty rows
+}

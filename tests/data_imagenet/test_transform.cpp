@@ -1,7 +1,10 @@
 // The reference's crops and resize: bounds over many draws, exact eval geometry.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "data/imagenet/codec.h"
@@ -182,4 +185,179 @@ TEST(Pipeline, TrainTransformUsesOnlyTheRng) {
   }
   EXPECT_GT(flips, 5);
   EXPECT_LT(flips, 35);
+}
+
+// ---------------------------------------------------------------------------------------
+// The resize as it was before it was vectorised (commit bf8fd21, verbatim but renamed), kept
+// as the reference the fast one must equal byte for byte.
+namespace old_impl {
+// Keys' cubic kernel (a = -0.5) tabulated at 1/1024 steps, as TF's ResizeBicubic does:
+// entry 2i is the weight at distance i/1024, entry 2i+1 at distance 1 + i/1024.
+constexpr int kTableSize = 1024;
+const std::array<float, (kTableSize + 1) * 2>& cubic_table() {
+  static const auto table = [] {
+    std::array<float, (kTableSize + 1) * 2> t{};
+    const double a = -0.5;
+    for (int i = 0; i <= kTableSize; ++i) {
+      float x = static_cast<float>(i * 1.0 / kTableSize);
+      t[i * 2] = static_cast<float>(((a + 2) * x - (a + 3)) * x * x + 1);
+      x += 1.0f;
+      t[i * 2 + 1] = static_cast<float>(((a * x - 5 * a) * x + 8 * a) * x - 4 * a);
+    }
+    return t;
+  }();
+  return table;
+}
+
+struct Taps {
+  int index[4];
+  float weight[4];
+};
+
+// Taps of each output position along one axis. `start` and `extent` place the region in
+// the source; taps are confined to the source pixels [lo, hi] that the region touches.
+std::vector<Taps> axis_taps(double start, double extent, int out, int source_len) {
+  const auto& table = cubic_table();
+  const int lo = std::clamp(static_cast<int>(std::floor(start + 1e-9)), 0, source_len - 1);
+  const int hi =
+      std::clamp(static_cast<int>(std::ceil(start + extent - 1e-9)) - 1, lo, source_len - 1);
+  // TF works relative to the cut-out region, in float; so do we (exact when start is whole).
+  const float scale = static_cast<float>(extent) / static_cast<float>(out);
+  const float shift = static_cast<float>(start - lo);
+  const int limit = hi - lo + 1;
+  std::vector<Taps> taps(static_cast<size_t>(out));
+  for (int o = 0; o < out; ++o) {
+    const float in_f = (static_cast<float>(o) + 0.5f) * scale - 0.5f + shift;
+    const int in = static_cast<int>(std::floor(in_f));
+    const int offset = static_cast<int>(lrintf((in_f - static_cast<float>(in)) * kTableSize));
+    const float w[4] = {table[offset * 2 + 1], table[offset * 2], table[(kTableSize - offset) * 2],
+                        table[(kTableSize - offset) * 2 + 1]};
+    Taps& t = taps[static_cast<size_t>(o)];
+    float sum = 0;
+    for (int k = 0; k < 4; ++k) {
+      const int idx = in - 1 + k;
+      const bool inside = idx >= 0 && idx < limit;
+      t.index[k] = lo + std::clamp(idx, 0, limit - 1);
+      t.weight[k] = inside ? w[k] : 0.0f;  // taps beyond the region are dropped ...
+      sum += t.weight[k];
+    }
+    if (std::abs(sum) >= 1000.0f * std::numeric_limits<float>::min()) {
+      for (float& wk : t.weight) wk /= sum;  // ... and the others renormalised
+    }
+  }
+  return taps;
+}
+
+// Round to nearest (halves up) and saturate. Clamping first lets the conversion be a plain
+// truncation, which compilers vectorise (lrintf would be a libm call per value).
+inline uint8_t to_u8(float v) {
+  return static_cast<uint8_t>(static_cast<int>(std::min(std::max(v, 0.0f), 255.0f) + 0.5f));
+}
+
+void old_resize_bicubic(const uint8_t* src, int src_h, int src_w, const Region& region, int out_h,
+                    int out_w, uint8_t* out) {
+  const auto xs = axis_taps(region.left, region.width, out_w, src_w);
+  const auto ys = axis_taps(region.top, region.height, out_h, src_h);
+  int col_lo = src_w, col_hi = -1;
+  for (const auto& t : xs) {
+    col_lo = std::min(col_lo, t.index[0]);
+    col_hi = std::max(col_hi, t.index[3]);
+  }
+  // One output row at a time: first the vertical combination of the 4 source rows over the
+  // columns the horizontal taps use (contiguous, so it vectorises), then the horizontal taps.
+  // TF sums the other way round; the two differ only by float rounding (never by more than
+  // one level after rounding to uint8), and this order is about twice as fast.
+  const size_t span = static_cast<size_t>(col_hi - col_lo + 1) * 3;
+  thread_local std::vector<float> line;
+  line.resize(span);
+  const size_t src_stride = static_cast<size_t>(src_w) * 3;
+  for (int y = 0; y < out_h; ++y) {
+    const Taps& ty = ys[static_cast<size_t>(y)];
+    const uint8_t* r0 = src + ty.index[0] * src_stride + col_lo * 3;
+    const uint8_t* r1 = src + ty.index[1] * src_stride + col_lo * 3;
+    const uint8_t* r2 = src + ty.index[2] * src_stride + col_lo * 3;
+    const uint8_t* r3 = src + ty.index[3] * src_stride + col_lo * 3;
+    const float w0 = ty.weight[0], w1 = ty.weight[1], w2 = ty.weight[2], w3 = ty.weight[3];
+    float* l = line.data();
+    for (size_t i = 0; i < span; ++i) l[i] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];
+    uint8_t* o = out + static_cast<size_t>(y) * out_w * 3;
+    for (int x = 0; x < out_w; ++x, o += 3) {
+      const Taps& t = xs[static_cast<size_t>(x)];
+      const float* p0 = l + (t.index[0] - col_lo) * 3;
+      const float* p1 = l + (t.index[1] - col_lo) * 3;
+      const float* p2 = l + (t.index[2] - col_lo) * 3;
+      const float* p3 = l + (t.index[3] - col_lo) * 3;
+      for (int c = 0; c < 3; ++c) {
+        o[c] = to_u8(t.weight[0] * p0[c] + t.weight[1] * p1[c] + t.weight[2] * p2[c] +
+                     t.weight[3] * p3[c]);
+      }
+    }
+  }
+}
+
+}  // namespace old_impl
+
+namespace {
+// A picture of noise with smooth parts, so that bicubic overshoot (values < 0 and > 255,
+// clamped) and exact zeros both occur.
+std::vector<uint8_t> test_picture(int h, int w, uint64_t seed) {
+  std::vector<uint8_t> px(size_t(h) * w * 3);
+  Rng rng(seed);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const bool edge = ((x / 7) + (y / 5)) % 2 == 0;
+        px[(size_t(y) * w + x) * 3 + c] =
+            uint8_t(rng.below(4) == 0 ? rng.below(256) : edge ? 255 - c : c * 3);
+      }
+  return px;
+}
+}  // namespace
+
+TEST(Transform, FastResizeEqualsTheOldOneByteForByte) {
+  // Down- and upscaling, whole and fractional regions (DCT-scaled crops), regions touching
+  // every border, tiny ones, and each mirrored: the same bytes as the old resize (then
+  // flip_horizontal), on whichever vector clone this machine runs.
+  int cases = 0;
+  for (int i = 0; i < 300; ++i) {
+    Rng rng = Rng::keyed(11, "resize-case", uint64_t(i));
+    const int h = 1 + int(rng.below(i % 3 == 0 ? 12 : 400));
+    const int w = 1 + int(rng.below(i % 3 == 0 ? 12 : 500));
+    const auto src = test_picture(h, w, uint64_t(i));
+    const double top = rng.uniform(0, h - 0.5), left = rng.uniform(0, w - 0.5);
+    const bool whole = rng.coin(0.5);
+    Region r{whole ? std::floor(top) : top, whole ? std::floor(left) : left, 0, 0};
+    r.height = whole ? double(1 + rng.below(uint64_t(h - int(r.top)))) : rng.uniform(0.3, h - r.top);
+    r.width = whole ? double(1 + rng.below(uint64_t(w - int(r.left)))) : rng.uniform(0.3, w - r.left);
+    const int out_h = 1 + int(rng.below(i % 5 == 0 ? 7 : 260));
+    const int out_w = 1 + int(rng.below(i % 5 == 0 ? 7 : 260));
+    std::vector<uint8_t> expected(size_t(out_h) * out_w * 3), got(expected.size());
+    old_impl::old_resize_bicubic(src.data(), h, w, r, out_h, out_w, expected.data());
+    resize_bicubic(src.data(), h, w, r, out_h, out_w, got.data());
+    ASSERT_EQ(got, expected) << "case " << i << ": " << h << "x" << w << " region " << r.top
+                             << "," << r.left << " " << r.height << "x" << r.width << " -> "
+                             << out_h << "x" << out_w;
+    flip_horizontal(expected.data(), out_h, out_w);
+    resize_bicubic(src.data(), h, w, r, out_h, out_w, /*mirror=*/true, got.data());
+    ASSERT_EQ(got, expected) << "mirrored case " << i;
+    ++cases;
+  }
+  EXPECT_EQ(cases, 300);
+}
+
+TEST(Transform, FastResizeEqualsTheOldOneOnTrainCrops) {
+  // The pipeline's own use: 500x375 pictures, the reference's random crops, 224 out.
+  const int h = 375, w = 500;
+  const auto src = test_picture(h, w, 99);
+  std::vector<uint8_t> expected(224 * 224 * 3), got(expected.size());
+  for (int i = 0; i < 40; ++i) {
+    Rng rng = Rng::keyed(5, "sample", 0, uint64_t(i));
+    const CropBox c = train_crop(h, w, 224, rng);
+    const Region r{double(c.top), double(c.left), double(c.height), double(c.width)};
+    const bool mirror = i % 2 == 1;
+    old_impl::old_resize_bicubic(src.data(), h, w, r, 224, 224, expected.data());
+    if (mirror) flip_horizontal(expected.data(), 224, 224);
+    resize_bicubic(src.data(), h, w, r, 224, 224, mirror, got.data());
+    ASSERT_EQ(got, expected) << "crop " << i;
+  }
 }

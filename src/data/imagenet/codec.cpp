@@ -248,10 +248,13 @@ bool libjpeg_region(const uint8_t* data, size_t size, const ImageInfo& info, Sca
   const size_t channels = static_cast<size_t>(cinfo.output_components);
   const size_t stride = static_cast<size_t>(cinfo.output_width) * channels;
   rows.resize(stride * static_cast<size_t>(box.height));
+  // Several rows a call: libjpeg hands out as many as its output buffer holds.
+  thread_local std::vector<JSAMPROW> pointers;
+  pointers.resize(static_cast<size_t>(box.height));
+  for (size_t r = 0; r < pointers.size(); ++r) pointers[r] = rows.data() + r * stride;
   while (cinfo.output_scanline < bottom) {
-    JSAMPROW row =
-        rows.data() + (cinfo.output_scanline - static_cast<JDIMENSION>(box.top)) * stride;
-    jpeg_read_scanlines(&cinfo, &row, 1);
+    const JDIMENSION done = cinfo.output_scanline - static_cast<JDIMENSION>(box.top);
+    jpeg_read_scanlines(&cinfo, pointers.data() + done, bottom - cinfo.output_scanline);
   }
   *out_w = static_cast<int>(cinfo.output_width);
   *out_h = box.height;
@@ -348,20 +351,20 @@ void decode_region(const uint8_t* data, size_t size, const ImageInfo& info, Scal
     // libjpeg either way, for its scan and memory limits.
     if (!ends_with_eoi(data, size))
       box = PixelBox{0, 0, scale.apply(info.height), scale.apply(info.width)};
-    thread_local std::vector<uint8_t> rows;
+    // RGB rows are decoded straight into `out` (no copy); CMYK goes through a buffer of inks.
+    thread_local std::vector<uint8_t> inks;
     thread_local JpegErrors errors;
     int w = 0, h = 0, left = 0;
-    if (!libjpeg_region(data, size, info, scale, box, rows, &w, &h, &left, &errors)) {
+    if (!libjpeg_region(data, size, info, scale, box, info.cmyk ? inks : out.pixels, &w, &h,
+                        &left, &errors)) {
       throw DecodeError(std::string("JPEG decode failed: ") + errors.message);
     }
     const size_t n = static_cast<size_t>(w) * static_cast<size_t>(h);
     out.width = w;
     out.height = h;
-    out.pixels.resize(n * 3);
     if (info.cmyk) {
-      inverted_cmyk_to_rgb(rows.data(), n, out.pixels.data());
-    } else {
-      std::memcpy(out.pixels.data(), rows.data(), n * 3);
+      out.pixels.resize(n * 3);
+      inverted_cmyk_to_rgb(inks.data(), n, out.pixels.data());
     }
     *origin_top = box.top;
     *origin_left = left;

@@ -71,14 +71,19 @@ ImageFolderDataset::ImageFolderDataset(std::string name, std::vector<Sample> sam
 }
 
 std::optional<Example> ImageFolderDataset::get(int64_t index, Rng& rng) const {
+  auto image = torch::empty({options_.size, options_.size, 3}, torch::kUInt8);
+  const auto label = get_into(index, rng, image.data_ptr<uint8_t>());
+  if (!label) return std::nullopt;
+  return Example{image, *label};
+}
+
+std::optional<int64_t> ImageFolderDataset::get_into(int64_t index, Rng& rng, uint8_t* slot) const {
   const Sample& sample = samples_.at(static_cast<size_t>(index));
   thread_local std::vector<uint8_t> bytes;  // reused across calls of one worker
-  auto image = torch::empty({options_.size, options_.size, 3}, torch::kUInt8);
   try {
     try {
       read_file(sample.path, bytes, options_.limits.max_file_bytes);
-      decode_and_transform(bytes.data(), bytes.size(), spec_, options_.limits, rng,
-                           image.data_ptr<uint8_t>());
+      decode_and_transform(bytes.data(), bytes.size(), spec_, options_.limits, rng, slot);
     } catch (const std::bad_alloc&) {
       // Within the caps a picture may still not fit the memory left: that file is skipped.
       throw DecodeError("out of memory decoding it");
@@ -89,7 +94,7 @@ std::optional<Example> ImageFolderDataset::get(int64_t index, Rng& rng) const {
     spdlog::warn("skipping unreadable image {}: {}", sample.path.string(), e.what());
     return std::nullopt;
   }
-  return Example{image, sample.label};
+  return sample.label;
 }
 
 std::string ImageFolderDataset::describe() const {

@@ -46,6 +46,8 @@ class ImageFolderDataset : public Dataset {
   int64_t num_classes() const override { return num_classes_; }
   ImageShape shape() const override { return {options_.size, options_.size, 3}; }
   std::optional<Example> get(int64_t index, Rng& rng) const override;
+  // Decodes and transforms straight into `slot` (the loader's batch row).
+  std::optional<int64_t> get_into(int64_t index, Rng& rng, uint8_t* slot) const override;
   std::vector<int64_t> class_subset() const override { return class_subset_; }
   std::optional<int64_t> label(int64_t index) const override {
     return samples_.at(static_cast<size_t>(index)).label;

@@ -36,9 +36,10 @@ void decode_and_transform(const uint8_t* data, size_t size, const TransformSpec&
                 &origin_left);
   const Region region{crop.top * f - origin_top, crop.left * f - origin_left, crop.height * f,
                       crop.width * f};
-  resize_bicubic(image.pixels.data(), image.height, image.width, region, spec.size, spec.size, out);
+  // The coin is drawn after the crop, as before: the same draws give the same samples.
   const bool flip = spec.train && rng.coin(0.5);
-  if (flip) flip_horizontal(out, spec.size, spec.size);
+  resize_bicubic(image.pixels.data(), image.height, image.width, region, spec.size, spec.size, flip,
+                 out);
   if (trace != nullptr) *trace = TransformTrace{info, crop, scale, flip};
 }
 

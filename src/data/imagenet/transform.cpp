@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -70,29 +71,42 @@ const std::array<float, (kTableSize + 1) * 2>& cubic_table() {
 }
 
 struct Taps {
-  int index[4];
+  int index[4];  // source pixels, clamped into the region (a clamped tap has weight 0)
   float weight[4];
+  int first;     // index[0] before clamping, relative to the region's first pixel
 };
 
-// Taps of each output position along one axis. `start` and `extent` place the region in
-// the source; taps are confined to the source pixels [lo, hi] that the region touches.
-std::vector<Taps> axis_taps(double start, double extent, int out, int source_len) {
+// The taps of each output position along one axis, and the source pixels [lo, hi] that the
+// region touches, to which the taps are confined.
+struct AxisTaps {
+  int lo = 0;
+  int hi = 0;
+  std::vector<Taps> taps;
+  int limit() const { return hi - lo + 1; }
+};
+
+// `start` and `extent` place the region in the source (of source_len pixels).
+AxisTaps axis_taps(double start, double extent, int out, int source_len) {
   const auto& table = cubic_table();
+  AxisTaps axis;
   const int lo = std::clamp(static_cast<int>(std::floor(start + 1e-9)), 0, source_len - 1);
   const int hi =
       std::clamp(static_cast<int>(std::ceil(start + extent - 1e-9)) - 1, lo, source_len - 1);
+  axis.lo = lo;
+  axis.hi = hi;
   // TF works relative to the cut-out region, in float; so do we (exact when start is whole).
   const float scale = static_cast<float>(extent) / static_cast<float>(out);
   const float shift = static_cast<float>(start - lo);
   const int limit = hi - lo + 1;
-  std::vector<Taps> taps(static_cast<size_t>(out));
+  axis.taps.resize(static_cast<size_t>(out));
   for (int o = 0; o < out; ++o) {
     const float in_f = (static_cast<float>(o) + 0.5f) * scale - 0.5f + shift;
     const int in = static_cast<int>(std::floor(in_f));
     const int offset = static_cast<int>(lrintf((in_f - static_cast<float>(in)) * kTableSize));
     const float w[4] = {table[offset * 2 + 1], table[offset * 2], table[(kTableSize - offset) * 2],
                         table[(kTableSize - offset) * 2 + 1]};
-    Taps& t = taps[static_cast<size_t>(o)];
+    Taps& t = axis.taps[static_cast<size_t>(o)];
+    t.first = in - 1;
     float sum = 0;
     for (int k = 0; k < 4; ++k) {
       const int idx = in - 1 + k;
@@ -105,13 +119,64 @@ std::vector<Taps> axis_taps(double start, double extent, int out, int source_len
       for (float& wk : t.weight) wk /= sum;  // ... and the others renormalised
     }
   }
-  return taps;
+  return axis;
 }
 
 // Round to nearest (halves up) and saturate. Clamping first lets the conversion be a plain
 // truncation, which compilers vectorise (lrintf would be a libm call per value).
 inline uint8_t to_u8(float v) {
   return static_cast<uint8_t>(static_cast<int>(std::min(std::max(v, 0.0f), 255.0f) + 0.5f));
+}
+
+// The three inner loops of resize_bicubic. On x86-64 each is compiled for AVX-512, AVX2
+// and the baseline (SSE2), picked at load time, so the binary runs on any x86-64 and uses
+// the widest vectors the machine has. The arithmetic is the same in every clone, operation
+// by operation (this file is built with -ffp-contract=off, so no clone fuses a multiply
+// and an add): the pixels do not depend on the machine.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LTH_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LTH_VECTOR_CLONES
+#endif
+
+// line[i] = sum_k w[k] * row_k[i], summed in the order k = 0, 1, 2, 3.
+LTH_VECTOR_CLONES
+void vertical_pass(const uint8_t* __restrict r0, const uint8_t* __restrict r1,
+                   const uint8_t* __restrict r2, const uint8_t* __restrict r3, const float* w,
+                   size_t n, float* __restrict line) {
+  const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+  for (size_t i = 0; i < n; ++i) line[i] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];
+}
+
+struct HorizontalTap {
+  int offset;  // first float of the first of 4 consecutive RGB pixels in the padded line
+  float weight[4];
+};
+
+// One output row: each pixel is 4 weights times 4 consecutive pixels, the 3 channels at once
+// in a 4-lane vector (GCC's portable vector extension: SSE on x86-64, NEON on ARM). The 4th
+// lane reads the next pixel's first channel and is overwritten by the next store (the row
+// buffer has one spare float for the last). Summed k = 0..3, as the scalar form.
+typedef float Float4 __attribute__((vector_size(16)));
+LTH_VECTOR_CLONES
+void horizontal_pass(const float* __restrict line, const HorizontalTap* __restrict taps, int n,
+                     float* __restrict row) {
+  for (int d = 0; d < n; ++d) {
+    const HorizontalTap& t = taps[d];
+    const float* p = line + t.offset;
+    Float4 p0, p1, p2, p3;
+    std::memcpy(&p0, p, sizeof p0);
+    std::memcpy(&p1, p + 3, sizeof p1);
+    std::memcpy(&p2, p + 6, sizeof p2);
+    std::memcpy(&p3, p + 9, sizeof p3);
+    const Float4 s = t.weight[0] * p0 + t.weight[1] * p1 + t.weight[2] * p2 + t.weight[3] * p3;
+    std::memcpy(row + static_cast<size_t>(d) * 3, &s, sizeof s);
+  }
+}
+
+LTH_VECTOR_CLONES
+void round_to_u8(const float* __restrict in, size_t n, uint8_t* __restrict out) {
+  for (size_t i = 0; i < n; ++i) out[i] = to_u8(in[i]);
 }
 
 }  // namespace
@@ -148,42 +213,53 @@ CropBox train_crop(int height, int width, int size, Rng& rng) {
 
 void resize_bicubic(const uint8_t* src, int src_h, int src_w, const Region& region, int out_h,
                     int out_w, uint8_t* out) {
-  const auto xs = axis_taps(region.left, region.width, out_w, src_w);
-  const auto ys = axis_taps(region.top, region.height, out_h, src_h);
-  int col_lo = src_w, col_hi = -1;
-  for (const auto& t : xs) {
-    col_lo = std::min(col_lo, t.index[0]);
-    col_hi = std::max(col_hi, t.index[3]);
+  resize_bicubic(src, src_h, src_w, region, out_h, out_w, /*mirror=*/false, out);
+}
+
+void resize_bicubic(const uint8_t* src, int src_h, int src_w, const Region& region, int out_h,
+                    int out_w, bool mirror, uint8_t* out) {
+  const AxisTaps xs = axis_taps(region.left, region.width, out_w, src_w);
+  const AxisTaps ys = axis_taps(region.top, region.height, out_h, src_h);
+  // The line buffer holds one vertically combined row of the region's columns [xs.lo, xs.hi],
+  // zero-padded on both sides so that every horizontal tap, clamped or not, is a plain load
+  // of four consecutive pixels: a tap outside the region has weight 0, and 0 times the
+  // padding adds the same (signed) zero as 0 times the clamped pixel did.
+  int pad_lo = 0, pad_hi = 0;
+  for (const Taps& t : xs.taps) {
+    pad_lo = std::max(pad_lo, -t.first);
+    pad_hi = std::max(pad_hi, t.first + 4 - xs.limit());
   }
-  // One output row at a time: first the vertical combination of the 4 source rows over the
-  // columns the horizontal taps use (contiguous, so it vectorises), then the horizontal taps.
-  // TF sums the other way round; the two differ only by float rounding (never by more than
-  // one level after rounding to uint8), and this order is about twice as fast.
-  const size_t span = static_cast<size_t>(col_hi - col_lo + 1) * 3;
-  thread_local std::vector<float> line;
-  line.resize(span);
+  const int line_pixels = pad_lo + xs.limit() + pad_hi;
+  thread_local std::vector<float> line_buffer;
+  thread_local std::vector<float> row_buffer;
+  thread_local std::vector<HorizontalTap> h_buffer;
+  line_buffer.assign(static_cast<size_t>(line_pixels) * 3 + 1, 0.0f);  // +1: 4-lane overread
+  row_buffer.resize(static_cast<size_t>(out_w) * 3 + 1);               // +1: 4-lane overwrite
+  h_buffer.resize(static_cast<size_t>(out_w));
+  // Output column d takes output position d, or out_w - 1 - d when mirrored: the flip is a
+  // permutation of the columns, so it costs nothing here and gives the same bytes as
+  // resizing then flipping.
+  for (int d = 0; d < out_w; ++d) {
+    const Taps& t = xs.taps[static_cast<size_t>(mirror ? out_w - 1 - d : d)];
+    HorizontalTap& h = h_buffer[static_cast<size_t>(d)];
+    h.offset = (pad_lo + t.first) * 3;
+    for (int k = 0; k < 4; ++k) h.weight[k] = t.weight[k];
+  }
+  float* line = line_buffer.data() + static_cast<size_t>(pad_lo) * 3;
+  const size_t span = static_cast<size_t>(xs.limit()) * 3;
   const size_t src_stride = static_cast<size_t>(src_w) * 3;
+  const uint8_t* src_cols = src + static_cast<size_t>(xs.lo) * 3;
   for (int y = 0; y < out_h; ++y) {
-    const Taps& ty = ys[static_cast<size_t>(y)];
-    const uint8_t* r0 = src + ty.index[0] * src_stride + col_lo * 3;
-    const uint8_t* r1 = src + ty.index[1] * src_stride + col_lo * 3;
-    const uint8_t* r2 = src + ty.index[2] * src_stride + col_lo * 3;
-    const uint8_t* r3 = src + ty.index[3] * src_stride + col_lo * 3;
-    const float w0 = ty.weight[0], w1 = ty.weight[1], w2 = ty.weight[2], w3 = ty.weight[3];
-    float* l = line.data();
-    for (size_t i = 0; i < span; ++i) l[i] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];
-    uint8_t* o = out + static_cast<size_t>(y) * out_w * 3;
-    for (int x = 0; x < out_w; ++x, o += 3) {
-      const Taps& t = xs[static_cast<size_t>(x)];
-      const float* p0 = l + (t.index[0] - col_lo) * 3;
-      const float* p1 = l + (t.index[1] - col_lo) * 3;
-      const float* p2 = l + (t.index[2] - col_lo) * 3;
-      const float* p3 = l + (t.index[3] - col_lo) * 3;
-      for (int c = 0; c < 3; ++c) {
-        o[c] = to_u8(t.weight[0] * p0[c] + t.weight[1] * p1[c] + t.weight[2] * p2[c] +
-                     t.weight[3] * p3[c]);
-      }
-    }
+    // First the vertical combination of 4 source rows, then the horizontal taps. TF sums the
+    // other way round; the two differ only by float rounding (never by more than one level
+    // after rounding to uint8), and this order lets both passes run on contiguous data.
+    const Taps& ty = ys.taps[static_cast<size_t>(y)];
+    vertical_pass(src_cols + ty.index[0] * src_stride, src_cols + ty.index[1] * src_stride,
+                  src_cols + ty.index[2] * src_stride, src_cols + ty.index[3] * src_stride,
+                  ty.weight, span, line);
+    horizontal_pass(line_buffer.data(), h_buffer.data(), out_w, row_buffer.data());
+    round_to_u8(row_buffer.data(), static_cast<size_t>(out_w) * 3,
+                out + static_cast<size_t>(y) * out_w * 3);
   }
 }
 

@@ -65,6 +65,10 @@ CropBox train_crop(int height, int width, int size, Rng& rng);
 // confined to the pixels the region touches, as if it had been cut out first.
 void resize_bicubic(const uint8_t* src, int src_h, int src_w, const Region& region, int out_h,
                     int out_w, uint8_t* out);
+// The same, mirrored left-right when `mirror` (the bytes of resize then flip_horizontal, in
+// one pass). `out` may be any out_h x out_w x 3 slot, e.g. a batch tensor's.
+void resize_bicubic(const uint8_t* src, int src_h, int src_w, const Region& region, int out_h,
+                    int out_w, bool mirror, uint8_t* out);
 
 // Mirrors an RGB image left-right in place.
 void flip_horizontal(uint8_t* rgb, int height, int width);
