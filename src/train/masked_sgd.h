@@ -5,12 +5,25 @@
 //   g *= clip / max(|g|, clip) (optional global-norm clipping, optax semantics)
 //   buf = momentum * buf + g;  p -= lr * buf   (no dampening, no Nesterov)
 //   p *= mask                  (pruned weights stay exactly 0)
+//
+// Fused: the parameters, gradients, momentum and masks live in one flat buffer per (device,
+// dtype) (FlatParameters), so each line above is one kernel over all parameters at once:
+// about 6 kernels per step for ResNet-50's 161 tensors, not ~1,100. Bit-identical on CPU to
+// the per-parameter loop (tests/train/test_masked_sgd_fused.cpp keeps that loop as reference).
+// Clipping keeps the per-parameter sum order of the squared norm (for that identity): it adds
+// one small reduction per parameter, still on the device.
+//
+// The constructor adopts the parameters (see flat_parameters.h): their data moves into the
+// buffer and their .grad become views of it; the same tensor objects keep working everywhere.
+// Masks are copied at construction.
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
+
+#include "train/flat_parameters.h"
 
 namespace lth::train {
 
@@ -27,6 +40,10 @@ class MaskedSgd {
             std::map<std::string, torch::Tensor> masks, SgdConfig config);
 
   void step(double lr);
+  // The same step, applied only where `apply` (a bool scalar on the parameters' device) is
+  // true and otherwise leaving parameters and momentum untouched, decided on the device
+  // without a host synchronisation: the loss scaler's skip of an overflowing fp16 step.
+  void step(double lr, const torch::Tensor& apply);
   void zero_grad();
 
   // Momentum buffers by parameter name, for checkpoints.
@@ -34,13 +51,18 @@ class MaskedSgd {
   void load_momentum(const std::map<std::string, torch::Tensor>& buffers, const std::string& source);
 
  private:
-  struct Slot {
-    std::string name;
-    torch::Tensor param;
-    torch::Tensor mask;  // undefined when unmasked
-    torch::Tensor buffer;
+  // Flat tensors laid out like one FlatParameters group.
+  struct GroupState {
+    torch::Tensor mask;      // 1 for unmasked parameters; undefined when none is masked
+    torch::Tensor momentum;
+    torch::Tensor work;      // the step's gradient: decayed, masked, clipped
   };
-  std::vector<Slot> slots_;
+  void update(double lr, const torch::Tensor& apply);  // `apply` undefined: always
+  void clip_gradients();
+
+  std::vector<std::string> names_;
+  FlatParameters flat_;
+  std::vector<GroupState> state_;
   SgdConfig config_;
 };
 
