@@ -7,10 +7,12 @@
 #include <sys/wait.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "io/checkpoint.h"
@@ -316,6 +318,116 @@ TEST(Imp, PaiBranchesKeepTicketCountsAndResumeAfterSigkill) {
   }
   const auto report = testing::read_file(straight / "report.md");
   for (const auto& b : pai) EXPECT_NE(report.find("`" + b + "`"), std::string::npos) << b;
+  fs::remove_all(straight);
+  fs::remove_all(killed);
+}
+
+
+// A ResNet-20 (batch norm, so the lmc path recomputes statistics) on synthetic 8x8, with
+// checkpoints every few steps so that kills often land inside a copy's checkpoint write.
+std::string bn_config(const fs::path& dir) {
+  const auto path = dir.string() + ".toml";
+  std::ofstream(path) << R"([data]
+name = "synthetic"
+image_size = 8
+holdout = 64
+[model]
+name = "resnet20"
+[train]
+batch_size = 32
+lr = 0.05
+eval_every = 10
+eval_batch_size = 128
+ckpt_every = 3
+num_workers = 1
+[imp]
+rewind_iterations = 20
+cycle_iterations = 20
+cycles = 1
+prunable = "conv"
+pruning_ratio = 0.5
+lmc_points = 4
+lmc_bn_batches = 2
+lmc_train_sample = 64
+[run]
+seed = 3
+threads = 1
+)";
+  return path;
+}
+
+// The report's main table's Instability column, one cell a cycle.
+std::vector<std::string> instability_column(const std::string& report) {
+  const auto split = [](const std::string& line) {
+    std::vector<std::string> cells;
+    std::string cell;
+    for (size_t i = 1; i < line.size(); ++i) {
+      if (line[i] == '|') {
+        const auto first = cell.find_first_not_of(' '), last = cell.find_last_not_of(' ');
+        cells.push_back(first == std::string::npos ? std::string() : cell.substr(first, last - first + 1));
+        cell.clear();
+      } else {
+        cell += line[i];
+      }
+    }
+    return cells;
+  };
+  std::vector<std::string> out;
+  std::istringstream in(report);
+  int column = -1;
+  for (std::string line; std::getline(in, line);) {
+    if (column < 0) {
+      if (line.rfind("| Cycle", 0) != 0) continue;
+      const auto header = split(line);
+      const auto it = std::find(header.begin(), header.end(), "Instability");
+      if (it == header.end()) return out;  // the main table has no such column
+      column = static_cast<int>(it - header.begin());
+      std::getline(in, line);  // the alignment row
+      continue;
+    }
+    if (line.rfind("|", 0) != 0) break;
+    out.push_back(split(line).at(column));
+  }
+  return out;
+}
+
+// The `lmc` branch resumes after SIGKILL anywhere (inside a copy's training, a checkpoint
+// write, the path's evaluation) to the uninterrupted result: the same errors along every
+// ticket's path, the same instabilities, the same report column. As for the PaI branches,
+// the main line is trained once and copied, so the kills land in the branch only.
+TEST(Imp, LmcBranchResumesAfterSigkillAnywhere) {
+  const auto straight = fresh_dir("lmc_sigkill_straight"), killed = fresh_dir("lmc_sigkill_killed");
+  ASSERT_EQ(run_lth("imp --config " + bn_config(straight) + " --save " + straight.string()).status, 0);
+  fs::copy(straight, killed, fs::copy_options::recursive);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = run_lth("imp --config " + bn_config(straight) + " --branches lmc --save " + straight.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  std::mt19937 rng(2468);
+  std::uniform_real_distribution<double> fraction(0.15, 0.35);
+  const std::vector<std::string> args{"imp", "--config", bn_config(killed), "--branches", "lmc",
+                                      "--save", killed.string()};
+  int kills = 0;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    kills += !run_and_kill(args, std::chrono::milliseconds(static_cast<int64_t>(fraction(rng) * duration.count())));
+  }
+  EXPECT_GE(kills, 3) << "the kills should have interrupted the branch several times";
+  ASSERT_TRUE(run_and_kill(args, std::chrono::minutes(5)));
+
+  for (const char* k : {"000", "001"}) {
+    const auto a = read_json(straight / "branches" / "lmc" / k / "lmc.json");
+    const auto b = read_json(killed / "branches" / "lmc" / k / "lmc.json");
+    ASSERT_TRUE(a["complete"].get<bool>()) << k;
+    ASSERT_TRUE(b["complete"].get<bool>()) << k;
+    EXPECT_EQ(a["alphas"].size(), 4u) << k;
+    for (const char* key : {"alphas", "val_error", "train_error", "val_instability", "train_instability", "density"})
+      EXPECT_EQ(a[key].dump(), b[key].dump()) << k << " " << key;
+  }
+  const auto column_a = instability_column(testing::read_file(straight / "report.md"));
+  const auto column_b = instability_column(testing::read_file(killed / "report.md"));
+  EXPECT_EQ(column_a.size(), 2u) << testing::read_file(straight / "report.md");
+  EXPECT_EQ(column_a, column_b);
   fs::remove_all(straight);
   fs::remove_all(killed);
 }
