@@ -42,6 +42,7 @@
 
 #include "common/threads.h"
 #include "malloc_tuning.h"
+#include "models/autocast.h"
 #include "models/network.h"
 #include "pruning/mask.h"
 #include "pruning/strategy.h"
@@ -211,6 +212,7 @@ struct Options {
   double lr = 0.01;
   uint64_t seed = 0;
   double wait_quiet = 120.0;
+  std::string precision = "fp32";  // fp32 or bf16 (CPU autocast), as lth's --precision
 };
 
 std::vector<double> time_loop(const std::function<void()>& fn, int warmup, double min_time, int min_steps) {
@@ -275,9 +277,14 @@ json time_train(Bench& b, const Spec& spec, const std::string& mask_variant, con
   train::MaskedSgd optimizer(params, b.masks, train::SgdConfig{});
   auto running_loss = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64));
   const double denominator = static_cast<double>(spec.batch);
+  const auto precision = models::parse_precision(o.precision, "--precision");
   auto step = [&] {  // trainer.cpp train_step(), single process, whole batch
     optimizer.zero_grad();
-    auto logits = b.net->forward(b.images);
+    torch::Tensor logits;
+    {
+      const models::AutocastGuard autocast(precision, torch::kCPU);
+      logits = b.net->forward(b.images);
+    }
     auto loss = F::cross_entropy(logits.to(torch::kFloat32), b.labels,
                                  F::CrossEntropyFuncOptions().reduction(torch::kSum).label_smoothing(0.0));
     (loss * (1.0 / denominator)).backward();
@@ -291,7 +298,8 @@ json time_train(Bench& b, const Spec& spec, const std::string& mask_variant, con
   const long faults0 = minor_faults();
   const auto times = time_loop(step, warmup, large ? o.min_time_large : o.min_time_small, o.min_steps);
   const double faults = static_cast<double>(minor_faults() - faults0) / (warmup + times.size());
-  json r = {{"model", spec.name}, {"batch", spec.batch}, {"mode", "train"}, {"masks", mask_variant}};
+  json r = {{"model", spec.name}, {"batch", spec.batch}, {"mode", "train"}, {"masks", mask_variant},
+            {"precision", o.precision}};
   r.update(timing_fields(times, spec.batch));
   // Sanity: loss stayed finite and pruned weights are still exactly zero.
   const double mean_loss = running_loss.item<double>() / (denominator * (warmup + times.size()));
@@ -318,12 +326,17 @@ json time_eval(Bench& b, const Spec& spec, const Options& o) {
   const int warmup = large ? o.warmup_large : o.warmup_small;
   b.net->eval();
   torch::NoGradGuard no_grad;  // evaluator.cpp: net.eval() + NoGradGuard + forward
-  auto forward = [&] { b.net->forward(b.images).to(torch::kFloat32); };
+  const auto precision = models::parse_precision(o.precision, "--precision");
+  auto forward = [&] {
+    const models::AutocastGuard autocast(precision, torch::kCPU);
+    b.net->forward(b.images).to(torch::kFloat32);
+  };
   CpuWatch watch;
   const long faults0 = minor_faults();
   const auto times = time_loop(forward, warmup, (large ? o.min_time_large : o.min_time_small) / 2, o.min_steps);
   const double faults = static_cast<double>(minor_faults() - faults0) / (warmup + times.size());
-  json r = {{"model", spec.name}, {"batch", spec.batch}, {"mode", "eval"}, {"masks", "dense"}};
+  json r = {{"model", spec.name}, {"batch", spec.batch}, {"mode", "eval"}, {"masks", "dense"},
+            {"precision", o.precision}};
   r.update(timing_fields(times, spec.batch));
   r.update({{"minor_faults_per_step", static_cast<int64_t>(faults)},
             {"rss_mb", round_to(current_rss_mb(), 1)},
@@ -357,6 +370,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", o.threads, "intra-op threads (0 = all cores)")->capture_default_str();
   app.add_flag("--eval", o.eval, "also time forward-only inference (eval mode, no grad)");
+  app.add_option("--precision", o.precision, "fp32 or bf16 (autocast, as lth --precision; the head stays float32)")
+      ->capture_default_str();
   app.add_option("--prunable", o.prunable, "masked parameters: conv, conv+linear, all")->capture_default_str();
   app.add_option("--malloc", o.malloc_mode,
                  "glibc malloc: default; keep (mallopt: no mmap for malloc, no trimming); "

@@ -10,6 +10,8 @@
 #      peer_keep    the peer under GLIBC_TUNABLES mmap_max=0 + trim_threshold=64 GiB
 #      ours_keep    bench_train_step --malloc keep                 (mallopt, same effect)
 #      peer_masked  the peer with --masked                         (train only)
+#      peer_bf16    the peer with --bf16 (torch.autocast cpu bfloat16)
+#      ours_bf16    bench_train_step --precision bf16               (lth's autocast)
 #    and, if VARIANTS names it, peer_cl: the peer with every config as name:batch:cl
 #    (channels_last; our networks run channels-last internally, see network_base.cpp);
 #    each with --configs $CONFIGS; both programs also wait (up to 120 s) for other
@@ -81,6 +83,8 @@ run_variant() {
     peer_cl) env -u GLIBC_TUNABLES "${PEER_CL[@]}" --eval ;;
     ours) env -u GLIBC_TUNABLES "${OURS[@]}" --eval ;;
     ours_keep) env -u GLIBC_TUNABLES "${OURS[@]}" --eval --malloc keep ;;
+    peer_bf16) env -u GLIBC_TUNABLES "${PEER[@]}" --eval --bf16 ;;
+    ours_bf16) env -u GLIBC_TUNABLES "${OURS[@]}" --eval --precision bf16 ;;
     *) echo "run.sh: unknown variant $1" >&2; return 2 ;;
   esac
 }

@@ -152,8 +152,15 @@ def faults(title, tables):
 def main():
     out = sys.argv[1]
     runs = load(out)
-    t = {v: figures(runs, v) for v in ("peer", "peer_keep", "peer_masked", "peer_cl", "ours", "ours_keep")}
+    t = {v: figures(runs, v) for v in ("peer", "peer_keep", "peer_masked", "peer_cl", "ours", "ours_keep",
+                                         "peer_bf16", "ours_bf16")}
     lines = []
+    if t["ours_bf16"] or t["peer_bf16"]:
+        lines += compare("bf16 autocast (lth --precision bf16; PyTorch torch.autocast('cpu', bfloat16)), "
+                         "both sides glibc default", t["ours_bf16"], t["peer_bf16"], None,
+                         "Both keep float32 master weights and SGD state; lth's head runs in float32 "
+                         "under autocast (as the reference), PyTorch's Linear runs in bf16.")
+        lines.append("")
     if t["peer"] or t["peer_masked"] or (t["ours"] and not t["peer_cl"]):
         lines += compare("Default allocator (glibc malloc as shipped), both sides", t["ours"], t["peer"],
                          t["peer_masked"] or None,

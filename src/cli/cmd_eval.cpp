@@ -141,7 +141,9 @@ void run_eval(const EvalFlags& f) {
     eo.device = device;
     eo.class_subset = set.class_subset;
     // The precision the checkpoint was trained in, as the reference evaluates.
-    eo.mixed_precision = config_value<bool>(f.ckpt, ckpt.config, "train", "mixed_precision", false);
+    eo.precision = models::resolve_precision(
+        config_value<std::string>(f.ckpt, ckpt.config, "train", "precision", "fp32"),
+        config_value<bool>(f.ckpt, ckpt.config, "train", "mixed_precision", false), device);
     std::cerr << "evaluating " << set.dataset->describe() << "\n";
     const auto r = eval::evaluate(*net, set.dataset, eo);
     test[set.name] = {

@@ -25,6 +25,8 @@ void add_imp_command(CLI::App& app) {
     int64_t holdout = -1;
     int threads = -1;
     std::string branches;
+    std::string precision;
+    bool deterministic = false;
     bool print_config = false;
   };
   auto opt = std::make_shared<Options>();
@@ -44,6 +46,9 @@ void add_imp_command(CLI::App& app) {
                   "rewind_<N>, lr_rewind, finetune, shuffle_layerwise; pruning at the rewind "
                   "point: snip, grasp, synflow, magnitude_init, or at iteration 0: snip_iter0, "
                   "grasp_iter0, synflow_iter0, magnitude_iter0 (imp.branches)");
+  cmd->add_option("--precision", opt->precision, "fp32, bf16 or fp16 (train.precision)");
+  cmd->add_flag("--deterministic", opt->deterministic,
+                "CUDA: deterministic cuDNN kernels, no autotuning (run.deterministic)");
   cmd->add_flag("--print_config", opt->print_config, "print the resolved config and exit");
   cmd->callback([opt] {
     imp::ImpConfig config = opt->config.empty() ? imp::default_config() : imp::ImpConfig{};
@@ -55,6 +60,8 @@ void add_imp_command(CLI::App& app) {
     if (opt->holdout >= 0) config.holdout = opt->holdout;
     if (opt->threads >= 0) config.threads = opt->threads;
     if (!opt->branches.empty()) config.branches = opt->branches;
+    if (!opt->precision.empty()) config.precision = opt->precision;
+    if (opt->deterministic) config.deterministic = true;
     imp::validate(config);
     if (opt->print_config) {
       std::cout << imp::to_toml_string(config);

@@ -64,7 +64,10 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--pruning_ratio", f.pruning_ratio, "fraction of remaining weights kept")->capture_default_str();
   cmd->add_option("--constant_lr", f.constant_lr, "constant LR instead of warm-up + cosine")->capture_default_str();
   cmd->add_option("--periodic_ckpt", f.periodic_ckpt, "write iter_XXXXXX at every evaluation")->capture_default_str();
-  cmd->add_option("--mixed_precision", f.mixed_precision, "fp16 (CUDA) / bf16 (CPU) autocast")->capture_default_str();
+  cmd->add_option("--mixed_precision", f.mixed_precision,
+                  "the device's mixed precision: bf16 where native (CPU, A100 and later), else fp16 "
+                  "with loss scaling")
+      ->capture_default_str();
   // Beyond the reference:
   cmd->add_option("--eval_every", c.eval_every, "iterations between evaluations")->capture_default_str();
   cmd->add_option("--eval_batch_size", c.eval_batch_size)->capture_default_str();
@@ -86,6 +89,10 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--prunable", c.prunable, "prunable set: conv, conv+linear, all")->capture_default_str();
   cmd->add_option("--strategy", c.strategy, "pruning strategy")->capture_default_str();
   cmd->add_option("--threads", c.threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--precision", c.precision, "fp32, bf16 or fp16 (fp32 with --mixed_precision true = the device's mixed mode)")
+      ->capture_default_str();
+  cmd->add_flag("--deterministic", c.deterministic,
+                "CUDA: deterministic cuDNN kernels, no autotuning (bit-identical resume on GPU)");
   cmd->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
 }
 

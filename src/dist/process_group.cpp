@@ -80,6 +80,22 @@ class C10dCommunicator final : public Communicator {
     });
   }
 
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(torch::Tensor flat) override {
+    // Gloo reducing CUDA tensors is staged through host memory: no overlap to gain there.
+    if (flat.device() != device_ || !flat.is_contiguous()) return Communicator::start_all_reduce_sum(flat);
+    std::vector<torch::Tensor> bucket{std::move(flat)};
+    c10::intrusive_ptr<c10d::Work> work;
+    try {
+      c10d::AllreduceOptions options;
+      options.reduceOp = c10d::ReduceOp::SUM;
+      options.timeout = timeout_;
+      work = group_->allreduce(bucket, options);
+    } catch (const std::exception& e) {
+      throw lost_contact("all_reduce", one_line(e));
+    }
+    return std::make_unique<Pending>(this, std::move(work));
+  }
+
   void broadcast(std::vector<torch::Tensor>& tensors, int root) override {
     require(root >= 0 && root < world_size_, fmt::format("broadcast: root {} is not a rank", root));
     for_each_bucket(tensors, "broadcast", [&](std::vector<torch::Tensor>& bucket) {
@@ -131,18 +147,56 @@ class C10dCommunicator final : public Communicator {
     }
   }
 
-  void run(const char* what, const std::function<c10::intrusive_ptr<c10d::Work>()>& op) {
+  // A started all-reduce; waiting maps failures to the same one-line error as run().
+  class Pending final : public PendingCollective {
+   public:
+    Pending(const C10dCommunicator* owner, c10::intrusive_ptr<c10d::Work> work)
+        : owner_(owner), work_(std::move(work)) {}
+    ~Pending() override {
+      if (!work_) return;
+      try {
+        owner_->finish(*work_, "all_reduce");
+      } catch (...) {  // a destructor must not throw; the caller is already unwinding
+      }
+    }
+    void wait() override {
+      auto work = std::move(work_);
+      if (work) owner_->finish(*work, "all_reduce");
+    }
+
+   private:
+    const C10dCommunicator* owner_;
+    c10::intrusive_ptr<c10d::Work> work_;
+  };
+
+  UserError lost_contact(const char* what, const std::string& problem) const {
+    return UserError(fmt::format("rank {}: lost contact with peer during {} ({}) (timeout {} s); "
+                                 "another rank has probably stopped: check its log",
+                                 rank_, what, problem,
+                                 std::chrono::duration_cast<std::chrono::seconds>(timeout_).count()));
+  }
+
+  // Waits for `work` within the timeout. On NCCL (no blocking wait) this only orders the
+  // current stream after the collective; the host goes on.
+  void finish(c10d::Work& work, const char* what) const {
     std::string problem;
     try {
-      auto work = op();
-      if (work->wait(timeout_)) return;
+      if (work.wait(timeout_)) return;
       problem = "did not complete";
     } catch (const std::exception& e) {
       problem = one_line(e);
     }
-    throw UserError(fmt::format("rank {}: lost contact with peer during {} ({}) (timeout {} s); "
-                                "another rank has probably stopped: check its log",
-                                rank_, what, problem, std::chrono::duration_cast<std::chrono::seconds>(timeout_).count()));
+    throw lost_contact(what, problem);
+  }
+
+  void run(const char* what, const std::function<c10::intrusive_ptr<c10d::Work>()>& op) {
+    c10::intrusive_ptr<c10d::Work> work;
+    try {
+      work = op();
+    } catch (const std::exception& e) {
+      throw lost_contact(what, one_line(e));
+    }
+    finish(*work, what);
   }
 
   c10::intrusive_ptr<c10d::Store> store_;  // kept alive for the group's lifetime
@@ -249,9 +303,12 @@ CommunicatorPtr make_communicator(const ProcessGroupEnv& env, torch::Device devi
   try {
 #ifdef USE_C10D_NCCL
     if (device.is_cuda()) {
-      // Blocking wait makes Work::wait honour the timeout and throw (instead of hanging, or
-      // aborting the process as NCCL's asynchronous error handling does).
-      ::setenv("NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+      // No blocking wait: Work::wait only orders the compute stream after the collective, so
+      // the host never stalls on communication. A collective that fails or outlives the
+      // timeout is caught by NCCL's asynchronous error handling: the group's watchdog aborts
+      // the communicator and ends the process (its log names the collective and the timeout),
+      // and `lth launch` then stops the other ranks. As PyTorch's DDP does by default.
+      ::setenv("NCCL_ASYNC_ERROR_HANDLING", "1", /*overwrite=*/0);
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = timeout;
       group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, options);

@@ -86,7 +86,7 @@ EvalResult evaluate(models::Network& net, const data::DatasetPtr& dataset, const
     }
     torch::Tensor logits;
     {
-      const models::AutocastGuard autocast(options.mixed_precision, options.device);
+      const models::AutocastGuard autocast(options.precision, options.device);
       logits = net.forward(batch->images.to(options.device)).to(torch::kFloat32);
     }
     auto labels = batch->labels;

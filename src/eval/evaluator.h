@@ -11,6 +11,7 @@
 
 #include "data/dataset.h"
 #include "models/network.h"
+#include "models/precision.h"
 
 namespace lth::eval {
 
@@ -20,9 +21,9 @@ struct EvalOptions {
   int prefetch_factor = 2;
   torch::Device device = torch::kCPU;
   std::vector<int64_t> class_subset;  // empty = all classes
-  // Run the network under the same autocast as training (bf16 on CPU, fp16 on CUDA), as the
-  // reference evaluates in its compute dtype; the head stays float32 either way.
-  bool mixed_precision = false;
+  // Run the network under the same autocast as training, as the reference evaluates in its
+  // compute dtype; the head stays float32 either way.
+  models::Precision precision = models::Precision::kFloat32;
   int ece_bins = 15;
   int rank = 0;  // this rank evaluates samples i with i % world_size == rank
   int world_size = 1;

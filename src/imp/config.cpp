@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "imp/branches.h"
 #include "imp/config_validation.h"
+#include "models/precision.h"
 #include "pruning/strategy.h"
 
 #include <algorithm>
@@ -119,7 +120,9 @@ const std::vector<ConfigField>& config_fields() {
       {"train.eval_every", &C::eval_every, true, "iterations between evaluations"},
       {"train.eval_batch_size", &C::eval_batch_size, false, "evaluation batch size"},
       {"train.micro_batch", &C::micro_batch, true, "gradient-accumulation chunk (0 = off)"},
-      {"train.mixed_precision", &C::mixed_precision, true, "fp16 (CUDA) / bf16 (CPU) autocast"},
+      {"train.mixed_precision", &C::mixed_precision, true,
+       "the reference's flag: bf16 where the device has it natively, else fp16 + loss scaling"},
+      {"train.precision", &C::precision, true, "fp32, bf16 or fp16 (fp32 + mixed_precision = the device's mixed mode)"},
       {"train.ckpt_every", &C::ckpt_every, false, "resumable checkpoint cadence (0 = each eval)"},
       {"train.num_workers", &C::num_workers, false, "data loader threads"},
       {"train.prefetch_factor", &C::prefetch_factor, false, "batches in flight per worker"},
@@ -143,6 +146,8 @@ const std::vector<ConfigField>& config_fields() {
        "independent replicates with derived seeds (more extend a finished run)"},
       {"run.threads", &C::threads, false, "intra-op threads (0 = all cores)"},
       {"run.device", &C::device, false, "auto, cpu or cuda"},
+      {"run.deterministic", &C::deterministic, false,
+       "CUDA: deterministic cuDNN kernels, no autotuning (bit-identical resume on GPU; slower)"},
       {"run.tensorboard", &C::tensorboard, false, "write TensorBoard event files in every run folder"},
       {"run.stop_after", &C::stop_after, false, "stop resumably after N iterations (0 = off)"},
   };
@@ -265,6 +270,7 @@ void validate(const ImpConfig& c) {
   require(c.target_density >= 0 && c.target_density < 1, "imp.target_density must be in [0, 1)");
   require(c.threads >= 0, "run.threads must be >= 0");
   require(c.stop_after >= 0, "run.stop_after must be >= 0");
+  models::parse_precision(c.precision, "train.precision");
   pruning::parse_prunable_set(c.prunable);
   const auto strategies = pruning::strategy_names();
   require(std::find(strategies.begin(), strategies.end(), c.strategy) != strategies.end(),

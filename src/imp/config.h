@@ -36,7 +36,8 @@ struct ImpConfig {
   int64_t eval_every = 1000;
   int64_t eval_batch_size = 500;
   int64_t micro_batch = 0;
-  bool mixed_precision = false;
+  bool mixed_precision = false;  // the reference's flag: the device's mixed precision
+  std::string precision = "fp32";  // fp32 | bf16 | fp16 (models/precision.h)
   int64_t ckpt_every = 0;        // resumable checkpoint cadence; 0 = at every evaluation
   int64_t num_workers = 2;
   int64_t prefetch_factor = 2;
@@ -62,6 +63,7 @@ struct ImpConfig {
   int64_t threads = 0;           // 0 = all cores
   int64_t stop_after = 0;        // stop resumably after this many iterations (0 = off)
   std::string device = "auto";
+  bool deterministic = false;  // cuDNN: deterministic kernels, no benchmarking (configure_cudnn)
   bool tensorboard = true;  // also write TensorBoard event files next to metrics.jsonl
 };
 

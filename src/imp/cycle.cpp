@@ -43,7 +43,7 @@ nlohmann::json test_weights(const Experiment& experiment, models::Network& net,
     auto eo = train::rank_eval_options(
         experiment.comm(), experiment.config().eval_batch_size,
         static_cast<int>(experiment.config().num_workers), experiment.device(), set.class_subset);
-    eo.mixed_precision = experiment.config().mixed_precision;
+    eo.precision = experiment.precision();
     const auto r = eval::evaluate(net, set.dataset, eo);
     results[set.name] = {{"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece}, {"count", r.count},
                          {"skipped", r.skipped}};

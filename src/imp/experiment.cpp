@@ -37,10 +37,12 @@ torch::Device resolve_device(const std::string& name) {
   require(name != "cuda" || torch::cuda::is_available(),
           "--device cuda: this LibTorch build has no CUDA or no GPU is visible");
   if (!torch::cuda::is_available()) return torch::kCPU;
-  // Resumed runs must equal uninterrupted ones: no autotuned or atomics-based cuDNN kernels.
-  at::globalContext().setDeterministicCuDNN(true);
-  at::globalContext().setBenchmarkCuDNN(false);
   return torch::kCUDA;
+}
+
+void configure_cudnn(bool deterministic) {
+  at::globalContext().setDeterministicCuDNN(deterministic);
+  at::globalContext().setBenchmarkCuDNN(!deterministic);
 }
 
 Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
@@ -48,6 +50,8 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
   require(config_.seed >= 0, "internal: the seed must be resolved before the experiment starts");
   if (!comm_) comm_ = std::make_shared<dist::Communicator>();
   device_ = resolve_device(config_.device);
+  precision_ = models::resolve_precision(config_.precision, config_.mixed_precision, device_);
+  configure_cudnn(config_.deterministic);
   const auto dc = data_config(config_);
   train_set = data::make_dataset(dc, data::Split::Train);
   const auto test_split = data::make_dataset(dc, data::Split::Test);
@@ -112,7 +116,7 @@ train::TrainConfig Experiment::train_config(int64_t iterations, bool constant_lr
   t.eval_batch_size = c.eval_batch_size;
   t.periodic_ckpt = periodic_ckpt;
   t.ckpt_every = c.ckpt_every;
-  t.mixed_precision = c.mixed_precision;
+  t.precision = precision_;
   t.num_workers = static_cast<int>(c.num_workers);
   t.prefetch_factor = static_cast<int>(c.prefetch_factor);
   t.seed = Rng::keyed(seed(), "data", data_key).next_u64();

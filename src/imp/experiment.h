@@ -11,6 +11,7 @@
 #include "dist/communicator.h"
 #include "imp/config.h"
 #include "models/network.h"
+#include "models/precision.h"
 #include "train/trainer.h"
 
 namespace lth::imp {
@@ -29,6 +30,8 @@ class Experiment {
   const ImpConfig& config() const { return config_; }
   uint64_t seed() const { return static_cast<uint64_t>(config_.seed); }
   torch::Device device() const { return device_; }
+  // The arithmetic this run computes in, resolved for its device (models/precision.h).
+  models::Precision precision() const { return precision_; }
   const dist::CommunicatorPtr& comm() const { return comm_; }
   models::ModelConfig model_config() const;
   // A freshly initialised network; `purpose` keys the init seed ("init", "reinit", ...).
@@ -55,6 +58,7 @@ class Experiment {
   ImpConfig config_;
   dist::CommunicatorPtr comm_;
   torch::Device device_ = torch::kCPU;
+  models::Precision precision_ = models::Precision::kFloat32;
   data::DatasetPtr train_eval_view_;  // the train split through the eval transform, when opened
 };
 
@@ -62,5 +66,13 @@ bool is_imagenet(const std::string& data_name);
 
 // "auto" = CUDA when this LibTorch has it and a GPU is present, else CPU.
 torch::Device resolve_device(const std::string& name);
+
+// cuDNN's algorithm choice for this process. By default cuDNN benchmarks the convolution
+// algorithms for each new shape and keeps the fastest (commonly tens of percent on ResNet-50),
+// as PyTorch users set torch.backends.cudnn.benchmark; the chosen kernels may differ between
+// runs, so a resumed GPU run then matches an uninterrupted one only to within float noise.
+// `deterministic` (run.deterministic, --deterministic) turns benchmarking off and asks for
+// deterministic kernels, so that resumption is bit-identical on GPU too. No effect on CPU.
+void configure_cudnn(bool deterministic);
 
 }  // namespace lth::imp

@@ -99,7 +99,7 @@ void recompute_batchnorm(const Experiment& ex, models::Network& net, int64_t bat
   net.train();
   {
     torch::NoGradGuard no_grad;
-    const models::AutocastGuard autocast(ex.config().mixed_precision, ex.device());
+    const models::AutocastGuard autocast(ex.precision(), ex.device());
     for (int64_t i = 0; i < batches; ++i) {
       const auto batch = loader.next();
       if (batch->images.size(0) > 0) net.forward(batch->images.to(ex.device()));
@@ -122,7 +122,7 @@ double error_on(const Experiment& ex, models::Network& net, const data::DatasetP
                 const std::vector<int64_t>& class_subset) {
   auto eo = train::rank_eval_options(ex.comm(), ex.config().eval_batch_size,
                                      static_cast<int>(ex.config().num_workers), ex.device(), class_subset);
-  eo.mixed_precision = ex.config().mixed_precision;
+  eo.precision = ex.precision();
   return 1.0 - eval::evaluate(net, set, eo).accuracy;
 }
 

@@ -1,27 +1,50 @@
 #include "train/loss_scale.h"
 
+#include <torch/torch.h>
+
 namespace lth::train {
 
+LossScaler::LossScaler(Config config, torch::Device device)
+    : config_(config),
+      scale_(torch::full({}, config.initial_scale, torch::TensorOptions().dtype(torch::kFloat32).device(device))),
+      finite_steps_(torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device))) {}
+
+double LossScaler::scale() const { return scale_.item<double>(); }
+
+torch::Tensor LossScaler::unscale(std::vector<torch::Tensor>& gradients) const {
+  torch::NoGradGuard no_grad;
+  auto found = torch::zeros({}, scale_.options());
+  for (auto& g : gradients) {
+    if (!g.defined()) continue;
+    g.div_(scale_);
+    found = torch::maximum(found, g.isfinite().logical_not().any().to(torch::kFloat32));
+  }
+  return found;
+}
+
+torch::Tensor LossScaler::update(const torch::Tensor& found_non_finite) {
+  torch::NoGradGuard no_grad;
+  const auto overflow = found_non_finite.to(scale_.device()).gt(0);
+  // Finite steps in a row, reset by an overflow; the scale grows when they reach the interval.
+  auto steps = torch::where(overflow, torch::zeros_like(finite_steps_), finite_steps_ + 1);
+  const auto grow = steps.ge(config_.growth_interval);
+  scale_ = torch::where(overflow, scale_ * config_.backoff_factor,
+                        torch::where(grow, scale_ * config_.growth_factor, scale_));
+  finite_steps_ = torch::where(grow, torch::zeros_like(steps), steps);
+  return overflow.logical_not();
+}
+
 bool LossScaler::update(bool found_non_finite) {
-  if (found_non_finite) {
-    scale_ *= config_.backoff_factor;
-    finite_steps_ = 0;
-    return false;
-  }
-  if (++finite_steps_ >= config_.growth_interval) {
-    scale_ *= config_.growth_factor;
-    finite_steps_ = 0;
-  }
-  return true;
+  return update(torch::full({}, found_non_finite ? 1.0f : 0.0f, scale_.options())).item<bool>();
 }
 
 nlohmann::json LossScaler::state() const {
-  return {{"scale", scale_}, {"finite_steps", finite_steps_}};
+  return {{"scale", scale()}, {"finite_steps", finite_steps_.item<int64_t>()}};
 }
 
 void LossScaler::load(const nlohmann::json& state) {
-  scale_ = state.value("scale", config_.initial_scale);
-  finite_steps_ = state.value("finite_steps", int64_t{0});
+  scale_.fill_(state.value("scale", config_.initial_scale));
+  finite_steps_.fill_(state.value("finite_steps", int64_t{0}));
 }
 
 }  // namespace lth::train

@@ -14,8 +14,10 @@
 #include "eval/evaluator.h"
 #include "io/checkpoint.h"
 #include "io/run_layout.h"
-#include "train/loss_scale.h"
+#include "dist/gradient_reducer.h"
 #include "models/autocast.h"
+#include "train/device_feeder.h"
+#include "train/loss_scale.h"
 
 namespace lth::train {
 namespace {
@@ -108,13 +110,14 @@ class Phase {
     if (state_.complete) return result();
     make_optimizer(resumed);
     data::Loader loader(in_.train_set, loader_options(), state_.position);
+    DeviceFeeder feeder(loader, config_.device);
     net_.train();
     start_ = Clock::now();
     start_iteration_ = state_.iteration;
     while (state_.iteration < config_.schedule.total_steps) {
-      auto batch = loader.next();
+      auto batch = feeder.next();
       train_step(*batch);
-      state_.position = loader.position();
+      state_.position = feeder.position();
       if (state_.iteration % config_.eval_every == 0 ||
           state_.iteration == config_.schedule.total_steps) {
         if (!evaluate_and_checkpoint()) return result();
@@ -189,11 +192,20 @@ class Phase {
     for (auto& [name, mask] : in_.masks) mask = mask.to(config_.device);
     optimizer_ = std::make_unique<MaskedSgd>(params, in_.masks, config_.sgd);
     if (resumed) optimizer_->load_momentum(resume_momentum_, "last.safetensors");
+    scaler_ = LossScaler(LossScaler::Config{}, config_.device);
     scaler_.load(state_.scaler);
+    if (comm_->world_size() > 1) {
+      std::vector<torch::Tensor> parameters;
+      for (auto& [name, p] : params) parameters.push_back(p);
+      reducer_ = std::make_unique<dist::GradientReducer>(std::move(parameters), comm_);
+    }
     window_loss_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(config_.device));
   }
 
-  // Forward/backward over micro-batches, gradient all-reduce, (un)scaling, masked update.
+  // Forward/backward over micro-batches (the gradient all-reduce overlapping the last one's
+  // backward), (un)scaling, masked update. Nothing here waits for the device: the batch is
+  // already there (DeviceFeeder), the loss is summed there, and an overflowing fp16 step is
+  // skipped there (LossScaler, MaskedSgd::step(lr, apply)).
   void train_step(const data::Batch& batch) {
     const double lr = learning_rate(config_.schedule, state_.iteration);
     optimizer_->zero_grad();
@@ -202,15 +214,14 @@ class Phase {
     // Mean over the global batch: each rank divides its summed loss by n * world_size and
     // the all-reduce sums the ranks' gradients.
     const double denominator = static_cast<double>(std::max<int64_t>(n, 1) * comm_->world_size());
-    const bool scaling = config_.mixed_precision && config_.device.is_cuda();
-    const double scale = scaling ? scaler_.scale() : 1.0;
+    const bool scaling = models::needs_loss_scaling(config_.precision);
     for (int64_t begin = 0; begin < n; begin += chunk) {
       const int64_t len = std::min(chunk, n - begin);
       auto images = batch.images.narrow(0, begin, len).to(config_.device, /*non_blocking=*/true);
       auto labels = batch.labels.narrow(0, begin, len).to(config_.device, /*non_blocking=*/true);
       torch::Tensor loss;
       {
-        models::AutocastGuard autocast(config_.mixed_precision, config_.device);
+        models::AutocastGuard autocast(config_.precision, config_.device);
         auto logits = net_.forward(images);
         loss = torch::nn::functional::cross_entropy(
             logits.to(torch::kFloat32), labels,
@@ -218,37 +229,26 @@ class Phase {
                 .reduction(torch::kSum)
                 .label_smoothing(config_.label_smoothing));
       }
-      (loss * (scale / denominator)).backward();
+      if (reducer_ && begin + chunk >= n) reducer_->arm();  // the last chunk: final gradients
+      if (scaling) {
+        (loss * (scaler_.scale_tensor() / denominator)).backward();
+      } else {
+        (loss * (1.0 / denominator)).backward();
+      }
       window_loss_ += loss.detach().to(torch::kFloat64);
     }
     state_.window_count += n;
-    all_reduce_gradients();
-    bool apply = true;
-    if (scaling) apply = scaler_.update(unscale_and_check());
-    if (apply) optimizer_->step(lr);
+    if (reducer_) reducer_->finish();
+    if (scaling) {
+      std::vector<torch::Tensor> grads;
+      for (auto& p : net_.parameters()) grads.push_back(p.grad());
+      const auto apply = scaler_.update(scaler_.unscale(grads));
+      optimizer_->step(lr, apply);
+    } else {
+      optimizer_->step(lr);
+    }
     ++state_.iteration;
     show_progress(lr);
-  }
-
-  void all_reduce_gradients() {
-    if (comm_->world_size() == 1) return;
-    std::vector<torch::Tensor> grads;
-    for (auto& p : net_.parameters()) {
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      grads.push_back(p.grad());
-    }
-    comm_->all_reduce_sum(grads);  // the communicator buckets them into few collectives
-  }
-
-  // Divides gradients by the loss scale; true if any is inf/NaN (then the step is skipped).
-  bool unscale_and_check() {
-    auto found = torch::zeros({}, torch::TensorOptions().device(config_.device));
-    for (auto& p : net_.parameters()) {
-      if (!p.grad().defined()) continue;
-      p.mutable_grad().div_(scaler_.scale());
-      found += p.grad().isfinite().logical_not().any();
-    }
-    return found.item<float>() > 0;
   }
 
   void show_progress(double lr) {
@@ -257,12 +257,10 @@ class Phase {
     const auto done = state_.iteration - start_iteration_;
     const double ips = done * config_.batch_size / std::max(seconds, 1e-9);
     const double eta = (config_.schedule.total_steps - state_.iteration) * seconds / std::max<int64_t>(done, 1);
-    const double loss = state_.window_count > 0
-                            ? (state_.window_loss_sum + window_loss_.item<double>()) / state_.window_count
-                            : 0.0;
-    progress_.show(fmt::format("iter {}/{}  loss {:.4f}  lr {:.4g}  {:.1f} img/s  ETA {}",
-                               state_.iteration, config_.schedule.total_steps, loss, lr, ips,
-                               format_duration(eta)));
+    // The training loss of the last evaluation: reading the running sum would wait for the device.
+    const std::string loss = last_train_loss_ ? fmt::format("  loss {:.4f}", *last_train_loss_) : "";
+    progress_.show(fmt::format("iter {}/{}{}  lr {:.4g}  {:.1f} img/s  ETA {}", state_.iteration,
+                               config_.schedule.total_steps, loss, lr, ips, format_duration(eta)));
   }
 
   double mean_window_loss() {
@@ -291,6 +289,7 @@ class Phase {
   bool evaluate_and_checkpoint() {
     progress_.clear();
     const double train_loss = mean_window_loss();
+    last_train_loss_ = train_loss;
     const double lr = learning_rate(config_.schedule, state_.iteration - 1);
     if (std::isnan(train_loss)) {
       diverged_ = true;
@@ -302,7 +301,7 @@ class Phase {
     average_batchnorm_statistics();
     auto eo = rank_eval_options(comm_, config_.eval_batch_size, config_.num_workers,
                                 config_.device, in_.val_class_subset);
-    eo.mixed_precision = config_.mixed_precision;
+    eo.precision = config_.precision;
     const auto val = eval::evaluate(net_, in_.val_set, eo);
     const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     const double ips = (state_.iteration - start_iteration_) * config_.batch_size / std::max(seconds, 1e-9);
@@ -357,8 +356,10 @@ class Phase {
   PhaseState state_;
   std::map<std::string, torch::Tensor> resume_momentum_;
   std::unique_ptr<MaskedSgd> optimizer_;
+  std::unique_ptr<dist::GradientReducer> reducer_;  // several ranks only
   LossScaler scaler_;
-  torch::Tensor window_loss_;
+  torch::Tensor window_loss_;               // on the device; read at evaluations only
+  std::optional<double> last_train_loss_;  // for the progress line
   Clock::time_point start_;
   int64_t start_iteration_ = 0;
   bool diverged_ = false;

@@ -11,6 +11,7 @@
 #include "eval/evaluator.h"
 #include "dist/communicator.h"
 #include "models/network.h"
+#include "models/precision.h"
 #include "pruning/mask.h"
 #include "train/masked_sgd.h"
 #include "train/run_log.h"
@@ -28,7 +29,7 @@ struct TrainConfig {
   int64_t eval_batch_size = 256;
   bool periodic_ckpt = false;    // iter_XXXXXX.safetensors at every evaluation
   int64_t ckpt_every = 0;        // resumable last.safetensors cadence; 0 = at every evaluation
-  bool mixed_precision = false;
+  models::Precision precision = models::Precision::kFloat32;
   int num_workers = 2;
   int prefetch_factor = 2;
   uint64_t seed = 0;

@@ -112,33 +112,68 @@ struct ScaledStep {
     sgd->zero_grad();
     auto loss = torch::nn::functional::cross_entropy(
         model->forward(x), y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-    (loss * (scaler.scale() / 8.0)).backward();
+    (loss * (scaler.scale_tensor() / 8.0)).backward();
     if (inject) {
       torch::NoGradGuard no_grad;
       model->weight.mutable_grad()[1][2] = std::numeric_limits<float>::infinity();
     }
-    // unscale_and_check
-    bool found = false;
-    {
-      torch::NoGradGuard no_grad;
-      model->weight.mutable_grad().div_(scaler.scale());
-      found = !model->weight.grad().isfinite().all().item<bool>();
-    }
-    const bool apply = scaler.update(found);
-    if (apply) sgd->step(0.1);
-    return apply;
+    // As the trainer: unscale, decide and apply on the device; read back only to report.
+    std::vector<torch::Tensor> grads{model->weight.grad()};
+    const auto apply = scaler.update(scaler.unscale(grads));
+    sgd->step(0.1, apply);
+    return apply.item<bool>();
   }
 };
 
 TEST(LossScaler, InjectedInfinitySkipsTheUpdate) {
   ScaledStep s(small_config());
+  EXPECT_TRUE(s.step());  // a first step gives the momentum a value a skip could disturb
   const auto before = s.model->weight.detach().clone();
+  const auto momentum_before = s.sgd->momentum().at("w").clone();
   EXPECT_FALSE(s.step(/*inject=*/true));
   EXPECT_TRUE(torch::equal(s.model->weight, before)) << "a non-finite step must not touch the weights";
+  EXPECT_TRUE(torch::equal(s.sgd->momentum().at("w"), momentum_before)) << "... nor the momentum";
   EXPECT_EQ(s.scaler.scale(), 512.0);
   EXPECT_TRUE(s.step());
   EXPECT_FALSE(torch::equal(s.model->weight, before));
   EXPECT_TRUE(s.model->weight.isfinite().all().item<bool>());
+}
+
+// The device-decided step: applied, it is the plain step bit for bit (masks, decay, momentum);
+// refused, it changes nothing.
+TEST(LossScaler, DeviceDecidedStepIsThePlainStepOrNothing) {
+  auto make = [] {
+    torch::manual_seed(7);
+    auto w = torch::randn({6, 5}).requires_grad_();
+    auto b = torch::randn({6}).requires_grad_();
+    auto mask = (torch::rand({6, 5}) > 0.4).to(torch::kFloat32);
+    return std::make_tuple(w, b, mask);
+  };
+  auto [w1, b1, m1] = make();
+  auto [w2, b2, m2] = make();
+  SgdConfig sc;
+  sc.global_clip = 0.5;
+  MaskedSgd plain({{"w", w1}, {"b", b1}}, {{"w", m1}}, sc);
+  MaskedSgd decided({{"w", w2}, {"b", b2}}, {{"w", m2}}, sc);
+  const auto yes = torch::ones({}, torch::kBool), no = torch::zeros({}, torch::kBool);
+  for (int step = 0; step < 5; ++step) {
+    torch::manual_seed(50 + step);
+    const auto gw = torch::randn({6, 5}), gb = torch::randn({6});
+    w1.mutable_grad() = gw.clone();
+    b1.mutable_grad() = gb.clone();
+    w2.mutable_grad() = gw.clone();
+    b2.mutable_grad() = gb.clone();
+    plain.step(0.1);
+    decided.step(0.1, yes);
+    ASSERT_TRUE(torch::equal(w1, w2)) << step;
+    ASSERT_TRUE(torch::equal(b1, b2)) << step;
+    ASSERT_TRUE(torch::equal(plain.momentum().at("w"), decided.momentum().at("w"))) << step;
+  }
+  const auto w_before = w2.detach().clone(), buffer_before = decided.momentum().at("b").clone();
+  w2.mutable_grad().fill_(std::numeric_limits<float>::quiet_NaN());
+  decided.step(0.1, no);
+  EXPECT_TRUE(torch::equal(w2, w_before));
+  EXPECT_TRUE(torch::equal(decided.momentum().at("b"), buffer_before));
 }
 
 // Inputs so large that the scaled float32 gradients overflow: steps are skipped, halving

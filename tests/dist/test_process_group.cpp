@@ -2,6 +2,8 @@
 // lth_dist_worker binary): equivalence with single-process micro-batching, and clear,
 // bounded failures when a peer dies, stalls or never arrives.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -11,6 +13,7 @@
 #include "common/error.h"
 #include "dist/process_group.h"
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "subprocess.h"
 
 namespace lth::test {
@@ -81,6 +84,32 @@ void expect_same_masks(const io::Checkpoint& a, const io::Checkpoint& b) {
 }
 
 // --- equivalence ------------------------------------------------------------------------
+
+// The overlapped, bucketed reducer sums exactly what one all-reduce over every gradient
+// sums, bit for bit, with micro-batches, several buckets and an unused parameter.
+TEST(DataParallel, BucketedReducerEqualsOneAllReduceBitForBit) {
+  TempDir dir("reduce");
+  const auto d = dir.path();
+  const auto port = std::to_string(free_port());
+  run_ok({kWorker, "launch", "--nproc", "2", "--master_port", port, "--", kWorker, "reduce", "--out", d.string()},
+         d, "reduce", clean_env({{"LTH_DIST_TIMEOUT", "30"}}));
+  const auto rank0 = io::read_safetensors(d / "reduce0.safetensors");
+  const auto rank1 = io::read_safetensors(d / "reduce1.safetensors");
+  const auto buckets = rank0.metadata.at("buckets");
+  EXPECT_GE(std::count(buckets.begin(), buckets.end(), ','), 3) << buckets;  // several buckets
+  int compared = 0;
+  for (const auto& [name, plain] : rank0.tensors) {
+    if (name.rfind("plain.", 0) != 0) continue;
+    const auto bucketed = "bucketed." + name.substr(6);
+    EXPECT_TRUE(torch::equal(plain, rank0.tensors.at(bucketed))) << name;
+    EXPECT_TRUE(torch::equal(plain, rank1.tensors.at(bucketed))) << name;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 2 * 6);  // 2 steps x (conv w, b; linear w, b; unused w, b)
+  // The unused layer's gradient is zero; the used ones are not.
+  EXPECT_EQ(rank0.tensors.at("bucketed.1.4").abs().max().item<double>(), 0.0);
+  EXPECT_GT(rank0.tensors.at("bucketed.1.0").abs().max().item<double>(), 0.0);
+}
 
 // With per-rank BN statistics, 2 ranks x B/2 are one rank with micro-batches of B/2 (each
 // chunk normalised by its own statistics), and the gradient is the mean over the global

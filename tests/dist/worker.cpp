@@ -8,6 +8,10 @@
 //                                    the others read the config it wrote after a barrier
 //   allreduce_loop --ready FILE      checks the collectives, then all-reduces forever
 //                                    (touching FILE.<rank> once the checks passed)
+//   reduce --out DIR                 gradients of a small network on rank-specific data,
+//                                    summed over ranks twice: by one all_reduce_sum after
+//                                    backward, and by the overlapped GradientReducer with tiny
+//                                    buckets; writes DIR/reduce<R>.safetensors with both
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
@@ -17,7 +21,9 @@
 
 #include "common/error.h"
 #include "data/synthetic.h"
+#include "dist/gradient_reducer.h"
 #include "dist/process_group.h"
+#include "io/safetensors.h"
 #include "imp/imp.h"
 #include "io/checkpoint.h"
 #include "models/network.h"
@@ -161,6 +167,48 @@ void allreduce_loop(const std::string& ready) {
   }
 }
 
+// Two micro-batches per step, the reducer armed for the second only, one parameter unused
+// (a layer outside the graph): what the trainer does, checked against the plain all-reduce.
+void reduce_rank(const std::string& out) {
+  at::set_num_threads(1);
+  auto comm = dist::make_communicator(torch::kCPU);
+  torch::manual_seed(3);  // same weights on every rank
+  torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3)), torch::nn::ReLU(),
+                            torch::nn::Flatten(), torch::nn::Linear(8 * 6 * 6, 10));
+  torch::nn::Linear unused(4, 4);
+  std::vector<torch::Tensor> params = net->parameters();
+  for (auto& p : unused->parameters()) params.push_back(p);
+  dist::ReducerOptions options;
+  options.first_bucket_bytes = 64;
+  options.bucket_bytes = 1000;  // several buckets, some holding one large tensor only
+  dist::GradientReducer reducer(params, comm, options);
+  io::TensorMap results;
+  for (int step = 0; step < 2; ++step) {
+    for (auto& p : params)
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    torch::manual_seed(100 + 10 * comm->rank() + step);  // each rank its own data
+    for (int chunk = 0; chunk < 2; ++chunk) {
+      const auto x = torch::randn({4, 3, 8, 8});
+      const auto y = torch::randint(0, 10, {4});
+      const auto loss = torch::nn::functional::cross_entropy(net->forward(x), y) * (1.0 / 3.0);
+      if (chunk == 1) reducer.arm();
+      loss.backward();
+    }
+    std::vector<torch::Tensor> plain;  // today's path: one all_reduce_sum over everything
+    for (auto& p : params) plain.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    comm->all_reduce_sum(plain);
+    reducer.finish();
+    for (size_t i = 0; i < params.size(); ++i) {
+      results["plain." + std::to_string(step) + "." + std::to_string(i)] = plain[i];
+      results["bucketed." + std::to_string(step) + "." + std::to_string(i)] = params[i].grad().clone();
+    }
+  }
+  std::string shape;
+  for (const auto& b : reducer.buckets()) shape += std::to_string(b.size()) + ",";
+  io::write_safetensors(std::filesystem::path(out) / ("reduce" + std::to_string(comm->rank()) + ".safetensors"), results,
+                        {{"buckets", shape}});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -188,6 +236,11 @@ int main(int argc, char** argv) {
   i->add_option("--run", imp_run)->required();
   i->add_option("--seed", imp_seed);
   i->callback([&] { imp_rank(imp_run, imp_seed); });
+
+  std::string reduce_out;
+  auto* r = app.add_subcommand("reduce", "gradients summed by all_reduce_sum and by the GradientReducer");
+  r->add_option("--out", reduce_out)->required();
+  r->callback([&] { reduce_rank(reduce_out); });
 
   std::string ready;
   auto* loop = app.add_subcommand("allreduce_loop", "all-reduce until killed");

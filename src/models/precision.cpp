@@ -1,0 +1,55 @@
+#include "models/precision.h"
+
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#include "common/error.h"
+
+namespace lth::models {
+namespace {
+
+// Native bf16 on a CUDA device: LibTorch exposes this through its CUDA hooks (cuDNN v8 on a
+// compute-capability-8 GPU), so this file needs no CUDA headers and builds CPU-only.
+bool cuda_has_native_bf16() { return at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8(); }
+
+}  // namespace
+
+Precision parse_precision(const std::string& name, const std::string& what) {
+  if (name == "fp32") return Precision::kFloat32;
+  if (name == "bf16") return Precision::kBFloat16;
+  if (name == "fp16") return Precision::kFloat16;
+  throw UserError(what + ": unknown precision '" + name + "' (expected fp32, bf16 or fp16)");
+}
+
+std::string precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::kBFloat16: return "bf16";
+    case Precision::kFloat16: return "fp16";
+    case Precision::kFloat32: break;
+  }
+  return "fp32";
+}
+
+std::vector<std::string> precision_names() { return {"fp32", "bf16", "fp16"}; }
+
+torch::ScalarType compute_dtype(Precision precision) {
+  switch (precision) {
+    case Precision::kBFloat16: return torch::kBFloat16;
+    case Precision::kFloat16: return torch::kHalf;
+    case Precision::kFloat32: break;
+  }
+  return torch::kFloat32;
+}
+
+Precision resolve_precision(const std::string& name, bool mixed_precision, torch::Device device) {
+  auto precision = parse_precision(name, "precision");
+  if (precision == Precision::kFloat32 && mixed_precision) {
+    precision = !device.is_cuda() || cuda_has_native_bf16() ? Precision::kBFloat16 : Precision::kFloat16;
+  }
+  require(!(precision == Precision::kFloat16 && !device.is_cuda()),
+          "precision fp16: float16 autocast needs a CUDA device (use bf16 on CPU)");
+  require(!(precision == Precision::kBFloat16 && device.is_cuda() && !cuda_has_native_bf16()),
+          "precision bf16: this GPU has no native bfloat16 (compute capability < 8); use fp16");
+  return precision;
+}
+
+}  // namespace lth::models
