@@ -132,8 +132,10 @@ inline uint8_t to_u8(float v) {
 // and the baseline (SSE2), picked at load time, so the binary runs on any x86-64 and uses
 // the widest vectors the machine has. The arithmetic is the same in every clone, operation
 // by operation (this file is built with -ffp-contract=off, so no clone fuses a multiply
-// and an add): the pixels do not depend on the machine.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// and an add): the pixels do not depend on the machine. LTH_NO_VECTOR_CLONES builds one
+// version only, to check one instruction set's bytes against another's.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(LTH_NO_VECTOR_CLONES)
 #define LTH_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LTH_VECTOR_CLONES
