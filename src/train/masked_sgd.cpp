@@ -66,8 +66,11 @@ void MaskedSgd::update(double lr, const torch::Tensor& apply) {
 // loop did: one flat sum would round differently. Everything stays on the device: no sync.
 void MaskedSgd::clip_gradients() {
   if (names_.empty()) return;
-  std::vector<torch::Tensor> squared;  // per group
-  for (const auto& s : state_) squared.push_back(s.work.pow(2));
+  std::vector<torch::Tensor> squared;  // per group; kept: a fresh 100 MB a step page-faults
+  for (auto& s : state_) {
+    if (!s.squared.defined()) s.squared = torch::empty_like(s.work);
+    squared.push_back(at::pow_out(s.squared, s.work, 2));
+  }
   // In the parameters' dtype (float32 master weights), on their device.
   auto squares = torch::zeros({}, state_[flat_.group_of(0)].work.options());
   for (size_t i = 0; i < names_.size(); ++i) squares += flat_.view(squared[flat_.group_of(i)], i).sum();

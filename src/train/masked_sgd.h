@@ -56,6 +56,7 @@ class MaskedSgd {
     torch::Tensor mask;      // 1 for unmasked parameters; undefined when none is masked
     torch::Tensor momentum;
     torch::Tensor work;      // the step's gradient: decayed, masked, clipped
+    torch::Tensor squared;   // work², for the clipping norm; allocated on first use
   };
   void update(double lr, const torch::Tensor& apply);  // `apply` undefined: always
   void clip_gradients();
