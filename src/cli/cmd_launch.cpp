@@ -25,8 +25,10 @@ void add_launch_command(CLI::App& app) {
       ->required();
   cmd->footer(
       "Each rank gets RANK = node_rank*nproc + local, WORLD_SIZE = nproc*nnodes, LOCAL_RANK,\n"
-      "LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR and MASTER_PORT. If a rank fails, the others\n"
-      "are stopped and launch exits non-zero naming it; SIGINT/SIGTERM are forwarded to all.\n"
+      "LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR and MASTER_PORT, and OMP_NUM_THREADS =\n"
+      "max(1, cores / nproc) unless already set (lth's --threads 0 then means that share).\n"
+      "If a rank fails, the others are stopped and launch exits non-zero naming it;\n"
+      "SIGINT/SIGTERM are forwarded to all.\n"
       "Several nodes: run launch once per node with the same --nnodes/--master_addr/--master_port\n"
       "and that node's --node_rank. Example: lth launch --nproc 8 -- lth imp --config C --save RUN");
   cmd->callback([opt] { dist::launch(*opt); });

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/threads.h"
 
 extern char** environ;
 
@@ -243,8 +245,9 @@ std::string resolve_program(const std::string& name) {
   throw UserError(fmt::format("launch: {}: command not found on PATH", name));
 }
 
-std::vector<std::string> rank_environment(const LaunchOptions& o, int local_rank) {
-  const std::vector<std::pair<std::string, std::string>> ours = {
+// `threads`: the OMP_NUM_THREADS a rank gets when the launcher's environment has none.
+std::vector<std::string> rank_environment(const LaunchOptions& o, int local_rank, int threads) {
+  std::vector<std::pair<std::string, std::string>> ours = {
       {"RANK", std::to_string(o.node_rank * o.nproc + local_rank)},
       {"WORLD_SIZE", std::to_string(o.nproc * o.nnodes)},
       {"LOCAL_RANK", std::to_string(local_rank)},
@@ -253,6 +256,8 @@ std::vector<std::string> rank_environment(const LaunchOptions& o, int local_rank
       {"MASTER_ADDR", o.master_addr},
       {"MASTER_PORT", std::to_string(o.master_port)},
   };
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  if (omp == nullptr || *omp == '\0') ours.emplace_back("OMP_NUM_THREADS", std::to_string(threads));
   std::vector<std::string> env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const std::string entry(*e);
@@ -326,13 +331,16 @@ void validate(const LaunchOptions& o) {
 void launch(const LaunchOptions& options) {
   validate(options);
   const std::string program = resolve_program(options.command.front());
+  // Each rank's share of the cores the launcher may use (its affinity mask), as torchrun
+  // caps OMP_NUM_THREADS: ranks that each took every core oversubscribed it nproc-fold.
+  const int threads = std::max(1, hardware_threads() / options.nproc);
   SignalPipe signals;
   std::vector<std::unique_ptr<RankProcess>> ranks;
   {
     SignalBlock block;  // no handler runs in a child between fork and exec
     for (int local = 0; local < options.nproc; ++local) {
       CStrings argv(options.command);
-      CStrings envp(rank_environment(options, local));
+      CStrings envp(rank_environment(options, local, threads));
       const pid_t pid = spawn(program, argv, envp, block.previous());
       ranks.push_back(std::make_unique<RankProcess>(options.node_rank * options.nproc + local, local, pid));
     }

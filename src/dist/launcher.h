@@ -4,7 +4,9 @@
 // Each of the `nproc` children runs `command` with
 //   RANK = node_rank * nproc + local,  WORLD_SIZE = nproc * nnodes,  LOCAL_RANK = local,
 //   LOCAL_WORLD_SIZE = nproc,  GROUP_RANK = node_rank,  MASTER_ADDR,  MASTER_PORT
-// added to the launcher's environment. Several nodes: run the launcher once per node with
+// added to the launcher's environment, and OMP_NUM_THREADS = max(1, cores / nproc) unless
+// the launcher's environment sets it (cores: the launcher's CPU affinity mask; lth's
+// `--threads 0` default reads it, see common/threads.h). Several nodes: run the launcher once per node with
 // the same nnodes / master_addr / master_port and that node's node_rank.
 //
 // Supervision:

@@ -19,6 +19,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "dist/slurm_env.h"
 
 namespace lth::dist {
 namespace {
@@ -245,6 +246,18 @@ ProcessGroupEnv read_process_group_env() {
   if (world) env.world_size = static_cast<int>(parse_env_int("WORLD_SIZE", *world, 1, 1 << 20));
   if (const auto v = env_value("LTH_DIST_TIMEOUT")) {
     env.timeout = std::chrono::seconds(parse_env_int("LTH_DIST_TIMEOUT", *v, 1, 7 * 24 * 3600));
+  }
+  // A task of Slurm's `srun` (dist/slurm_env.h), unless torchrun-style variables are set.
+  if (!world && !env_value("RANK")) {
+    if (const auto slurm = read_slurm_rank(); slurm && slurm->world_size > 1) {
+      env.world_size = slurm->world_size;
+      env.rank = slurm->rank;
+      env.local_rank = slurm->local_rank;
+      env.master_addr = slurm->master_addr;
+      env.master_port = slurm->master_port;
+      if (const auto v = env_value("GLOO_SOCKET_IFNAME")) env.gloo_interfaces = *v;
+      return env;
+    }
   }
   if (env.world_size == 1) return env;
   const auto rank = env_value("RANK");
