@@ -9,6 +9,8 @@
 #   one        lth train ... (threads: lth's default, every core of this process)
 #   two        lth launch --nproc 2 -- lth train ...  (each rank: OMP_NUM_THREADS from the
 #              launcher, max(1, cores / 2))
+#   one_t1     as one, on one thread (OMP_NUM_THREADS=1): a reference that does not
+#              collapse when other processes compete for the cores; only if VARIANTS names it
 #   two_all    as two, with OMP_NUM_THREADS=<cores> (each rank takes every core: what
 #              `lth launch` did before it set OMP_NUM_THREADS); only if VARIANTS names it
 # The job: ITERS iterations of global batch BATCH, one evaluation at the end. Throughput is
@@ -54,6 +56,7 @@ run() {
   local -a cmd
   case $variant in
     one) cmd=(env "$LTH" "${job[@]}" --save "$save") ;;
+    one_t1) cmd=(env OMP_NUM_THREADS=1 "$LTH" "${job[@]}" --save "$save") ;;
     two) cmd=(env "$LTH" launch --nproc 2 --master_port $((29600 + round)) -- "$LTH" "${job[@]}" --save "$save") ;;
     two_all) cmd=(env OMP_NUM_THREADS="$cores" "$LTH" launch --nproc 2 --master_port $((29600 + round)) --
                   "$LTH" "${job[@]}" --save "$save") ;;
