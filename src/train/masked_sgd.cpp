@@ -12,7 +12,7 @@ MaskedSgd::MaskedSgd(std::vector<std::pair<std::string, torch::Tensor>> params,
   torch::NoGradGuard no_grad;
   for (const auto& [name, p] : params) names_.push_back(name);
   for (size_t g = 0; g < flat_.groups().size(); ++g) {
-    GroupState s{{}, flat_.new_buffer(g, 0.0), flat_.new_buffer(g, 0.0)};
+    GroupState s{{}, flat_.new_buffer(g, 0.0), flat_.new_buffer(g, 0.0), {}};
     for (const size_t i : flat_.groups()[g].members) {
       const auto it = masks.find(names_[i]);
       if (it == masks.end()) continue;
