@@ -3,31 +3,14 @@
 #include <fmt/format.h>
 
 #include <cctype>
-#include <charconv>
-#include <cstdlib>
 
+#include "common/env.h"
 #include "common/error.h"
 
 namespace lth::dist {
 namespace {
 
 constexpr size_t kMaxHosts = size_t{1} << 20;
-
-// Same reading rules as process_group.cpp's (an empty variable counts as unset).
-std::optional<std::string> env_value(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return std::nullopt;
-  return std::string(v);
-}
-
-int64_t parse_env_int(const char* name, const std::string& text, int64_t min, int64_t max) {
-  int64_t value = 0;
-  const auto* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  require(ec == std::errc() && ptr == end && value >= min && value <= max,
-          fmt::format("environment variable {}={}: expected an integer in [{}, {}]", name, text, min, max));
-  return value;
-}
 
 class HostlistParser {
  public:
