@@ -7,25 +7,30 @@
 
 #include "common/registry.h"
 #include "common/rng.h"
+#include "pruning/top_select.h"
 
 namespace lth::pruning {
 namespace {
 
 using ScoreFn = std::function<torch::Tensor(const std::string& name, const torch::Tensor& weight)>;
 
-// Candidates = currently unmasked positions of the given layers, flattened in name order.
-struct Candidates {
-  std::vector<std::string> names;
-  std::vector<int64_t> offsets;  // start of each layer in the global flat index space
-  torch::Tensor positions;       // global flat indices of unmasked entries
-  torch::Tensor scores;          // one score per candidate
+// How candidates are ranked: by |w| (read straight from the weights), or by a score tensor
+// computed from the float32 weights, one score per element.
+struct Scorer {
+  bool magnitude = false;
+  ScoreFn fn;
 };
 
-Candidates gather(const std::vector<std::string>& names, const PruneRequest& req,
-                  const ScoreFn& score) {
-  Candidates c;
-  std::vector<torch::Tensor> positions, scores;
-  int64_t offset = 0;
+int64_t keep_count(int64_t remaining, double keep_fraction) {
+  return std::llround(static_cast<double>(remaining) * keep_fraction);
+}
+
+// Candidates = currently unmasked positions of the given layers, flattened in name order; the
+// `keep` highest-scoring are kept, ties broken by position (the lower global flat index first,
+// as a stable descending sort of all candidates would): see pruning/top_select.h.
+MaskSet select_top(const std::vector<std::string>& names, const PruneRequest& req,
+                   const Scorer& scorer, MaskSet masks) {
+  std::vector<detail::ScoredTensor> tensors;
   for (const auto& name : names) {
     const auto& mask = req.previous.at(name);
     auto it = req.weights.find(name);
@@ -33,38 +38,17 @@ Candidates gather(const std::vector<std::string>& names, const PruneRequest& req
     require(it->second.sizes() == mask.sizes(),
             "pruning: '" + name + "' has shape " + c10::str(it->second.sizes()) +
                 " but its mask has " + c10::str(mask.sizes()));
-    auto alive = mask.flatten().cpu().nonzero().squeeze(1);
-    positions.push_back(alive + offset);
-    scores.push_back(score(name, it->second.detach().cpu().to(torch::kFloat32).flatten())
-                         .index_select(0, alive));
-    c.names.push_back(name);
-    c.offsets.push_back(offset);
-    offset += mask.numel();
+    auto w = it->second.detach().cpu().to(torch::kFloat32).contiguous();
+    detail::ScoredTensor t{mask, w, scorer.magnitude};
+    if (!scorer.magnitude) t.scores = scorer.fn(name, w.flatten());
+    tensors.push_back(std::move(t));
   }
-  c.offsets.push_back(offset);
-  c.positions = torch::cat(positions);
-  c.scores = torch::cat(scores);
-  return c;
-}
-
-int64_t keep_count(int64_t remaining, double keep_fraction) {
-  require(keep_fraction > 0.0 && keep_fraction <= 1.0,
-          "pruning ratio (fraction kept) must be in (0, 1], got " + std::to_string(keep_fraction));
-  return std::llround(static_cast<double>(remaining) * keep_fraction);
-}
-
-// Keeps the `keep` highest-scoring candidates; a stable descending sort breaks ties by position.
-MaskSet select_top(const Candidates& c, int64_t keep, const MaskSet& previous, MaskSet masks) {
-  auto order = std::get<1>(torch::sort(c.scores, /*stable=*/true, /*dim=*/0, /*descending=*/true));
-  auto kept = c.positions.index_select(0, order.narrow(0, 0, keep));
-  auto flat = torch::zeros({c.offsets.back()}, torch::kFloat32);
-  flat.index_fill_(0, kept, 1.0);
-  for (size_t i = 0; i < c.names.size(); ++i) {
-    const auto& prev = previous.at(c.names[i]);
-    masks[c.names[i]] = flat.slice(0, c.offsets[i], c.offsets[i + 1])
-                            .reshape(prev.sizes())
-                            .clone()
-                            .to(prev.device());
+  const double keep_fraction = req.keep_fraction;
+  auto kept = detail::keep_top(tensors, [keep_fraction](int64_t remaining) {
+    return keep_count(remaining, keep_fraction);
+  });
+  for (size_t i = 0; i < names.size(); ++i) {
+    masks[names[i]] = kept[i].to(req.previous.at(names[i]).device());
   }
   return masks;
 }
@@ -75,31 +59,30 @@ std::vector<std::string> names_of(const MaskSet& masks) {
   return names;
 }
 
-MaskSet prune_with(const PruneRequest& req, const ScoreFn& score, bool layerwise) {
-  if (!layerwise) {
-    const auto c = gather(names_of(req.previous), req, score);
-    return select_top(c, keep_count(c.positions.numel(), req.keep_fraction), req.previous, {});
-  }
+MaskSet prune_with(const PruneRequest& req, const Scorer& scorer, bool layerwise) {
+  require(req.keep_fraction > 0.0 && req.keep_fraction <= 1.0,
+          "pruning ratio (fraction kept) must be in (0, 1], got " +
+              std::to_string(req.keep_fraction));
+  if (!layerwise) return select_top(names_of(req.previous), req, scorer, {});
   MaskSet masks;
   for (const auto& name : names_of(req.previous)) {
-    const auto c = gather({name}, req, score);
-    masks = select_top(c, keep_count(c.positions.numel(), req.keep_fraction), req.previous,
-                       std::move(masks));
+    masks = select_top({name}, req, scorer, std::move(masks));
   }
   return masks;
 }
 
-torch::Tensor magnitude(const std::string&, const torch::Tensor& w) { return w.abs(); }
+const Scorer kMagnitude{true, {}};
 
 at::Generator generator_for(uint64_t seed, const std::string& purpose, const std::string& name) {
   Rng rng = Rng::keyed(seed, purpose + "/" + name);
   return at::detail::createCPUGenerator(rng.next_u64());
 }
 
-ScoreFn random_scores(uint64_t seed) {
-  return [seed](const std::string& name, const torch::Tensor& w) {
-    return torch::rand({w.numel()}, generator_for(seed, "prune-random", name));
-  };
+Scorer random_scores(uint64_t seed) {
+  return {false, [seed](const std::string& name, const torch::Tensor& w) {
+            return torch::rand({w.numel()}, generator_for(seed, "prune-random", name),
+                               torch::kFloat32);
+          }};
 }
 
 using StrategyFn = std::function<MaskSet(const PruneRequest&)>;
@@ -107,10 +90,10 @@ using StrategyFn = std::function<MaskSet(const PruneRequest&)>;
 const Registry<StrategyFn>& registry() {
   static const Registry<StrategyFn> r = [] {
     Registry<StrategyFn> reg("pruning strategy");
-    reg.add("magnitude_global", [](const PruneRequest& q) { return prune_with(q, magnitude, false); },
+    reg.add("magnitude_global", [](const PruneRequest& q) { return prune_with(q, kMagnitude, false); },
             "largest |w| over all prunable weights (the reference)");
     reg.add("magnitude_layerwise",
-            [](const PruneRequest& q) { return prune_with(q, magnitude, true); },
+            [](const PruneRequest& q) { return prune_with(q, kMagnitude, true); },
             "largest |w| within each layer, same fraction per layer");
     reg.add("random_global",
             [](const PruneRequest& q) { return prune_with(q, random_scores(q.seed), false); },
@@ -134,7 +117,7 @@ std::vector<std::string> strategy_names() { return registry().names(); }
 
 MaskSet prune_by_scores(const TensorMap& scores, const MaskSet& previous, double keep_fraction) {
   require(!previous.empty(), "pruning: no prunable parameters");
-  const auto as_is = [](const std::string&, const torch::Tensor& s) { return s; };
+  const Scorer as_is{false, [](const std::string&, const torch::Tensor& s) { return s; }};
   return prune_with({scores, previous, keep_fraction}, as_is, /*layerwise=*/false);
 }
 

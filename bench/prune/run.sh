@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Pruning benchmark: lth's global magnitude pruning of ResNet-50's conv weights next to
+# numpy.partition / torch.kthvalue / torch.topk on as many float32 values, in one invocation.
+#
+#   bench/prune/run.sh [OUTDIR]        (default /tmp/lth_prune/<UTC time>)
+#
+# 1. waits until the machine is quiet (1-min loadavg < 0.5, at most QUIET_WAIT=120 s);
+# 2. runs ROUNDS (3) rounds of, in this order (reversed in every other round):
+#      ours   bench_prune --threads $THREADS --reps $REPS --sort-reps $SORT_REPS
+#             (prune("magnitude_global", keep 0.8) on dense and 20%-pruned masks, and the
+#             replaced full-sort rule SORT_REPS times per state, masks compared)
+#      peer   /usr/bin/python3 bench/prune/peer_prune.py --threads $THREADS --reps $REPS
+#             (numpy.partition, torch.kthvalue, torch.topk on the candidates' |w|)
+#    both programs also wait (up to WAIT_QUIET=60 s) for other processes to go idle and record
+#    the share of the CPUs others used while each figure was taken (foreign_cpu_frac);
+# 3. prints a markdown table (summarize.py): median seconds per call and ours / numpy.partition.
+#
+# Environment: BUILD (build folder, default <repo>/build-bench), ROUNDS, THREADS, REPS,
+# SORT_REPS (0: skip the replaced rule), QUIET_WAIT, WAIT_QUIET. Build first:
+#   cmake -S . -B build-bench -G Ninja && cmake --build build-bench -j2 --target bench_prune
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(git -C "$HERE" rev-parse --show-toplevel)
+BUILD=${BUILD:-$REPO/build-bench}
+BIN=$BUILD/bench/prune/bench_prune
+PY=/usr/bin/python3  # Debian's python3-torch and python3-numpy; not the pyenv python3 on PATH
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-2}
+REPS=${REPS:-9}
+SORT_REPS=${SORT_REPS:-1}
+QUIET_WAIT=${QUIET_WAIT:-120}
+WAIT_QUIET=${WAIT_QUIET:-60}
+OUT=${1:-/tmp/lth_prune/$(date -u +%Y%m%dT%H%M%SZ)}
+
+[ -x "$BIN" ] || { echo "run.sh: $BIN missing; build it first (see the header)" >&2; exit 1; }
+mkdir -p "$OUT"
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') (family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')), $(nproc) CPUs"
+  echo "kernel: $(uname -r); THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+  echo "packages: $(dpkg-query -W -f '${Package} ${Version}; ' libtorch1.13 python3-torch python3-numpy python3-torchvision 2>/dev/null)"
+  echo "lth commit: $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- src/pruning bench/prune 2>/dev/null || echo ' (+ local changes)')"
+  echo "threads: $THREADS; rounds: $ROUNDS; reps: $REPS; sort reps: $SORT_REPS; quiet waits: $QUIET_WAIT s / $WAIT_QUIET s"
+} | tee "$OUT/env.txt"
+
+# 1. Quiet machine: 1-minute load average below 0.5, or give up after QUIET_WAIT s.
+t0=$SECONDS
+while :; do
+  read -r load _ < /proc/loadavg
+  if awk -v l="$load" 'BEGIN { exit !(l < 0.5) }'; then break; fi
+  if (( SECONDS - t0 >= QUIET_WAIT )); then
+    echo "# loadavg still $load after ${QUIET_WAIT} s; going on (recorded)" >&2
+    break
+  fi
+  echo "# loadavg $load; waiting for a quiet machine" >&2
+  sleep 10
+done
+echo "start loadavg: $(cut -d' ' -f1-3 /proc/loadavg) after $((SECONDS - t0)) s wait" | tee -a "$OUT/env.txt"
+
+run_variant() {
+  case $1 in
+    ours) "$BIN" --threads "$THREADS" --reps "$REPS" --sort-reps "$SORT_REPS" --wait-quiet "$WAIT_QUIET" ;;
+    peer) "$PY" "$HERE/peer_prune.py" --threads "$THREADS" --reps "$REPS" --wait-quiet "$WAIT_QUIET" ;;
+    *) echo "run.sh: unknown variant $1" >&2; return 2 ;;
+  esac
+}
+
+# 2. Rounds, alternating ours and the peer; every other round in reverse order.
+for ((r = 1; r <= ROUNDS; r++)); do
+  order=(ours peer)
+  if (( r % 2 == 0 )); then order=(peer ours); fi
+  for v in "${order[@]}"; do
+    name=${v}_r$r
+    before=$(cut -d' ' -f1-3 /proc/loadavg)
+    echo "== round $r: $v ($(date -u +%T), loadavg $before)"
+    start=$SECONDS
+    if run_variant "$v" > "$OUT/$name.out" 2> "$OUT/$name.err"; then rc=0; else rc=$?; fi
+    grep '^{' "$OUT/$name.out" | tail -n 1 > "$OUT/$name.json" || true
+    echo "   rc=$rc, $((SECONDS - start)) s, loadavg after $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "$name rc=$rc seconds=$((SECONDS - start)) loadavg_before=[$before] loadavg_after=[$(cut -d' ' -f1-3 /proc/loadavg)]" >> "$OUT/runs.txt"
+    (( rc == 0 )) || tail -n 5 "$OUT/$name.err" >&2
+  done
+done
+
+# 3. Table.
+"$PY" "$HERE/summarize.py" "$OUT" | tee "$OUT/table.md"
+echo "raw results: $OUT"
