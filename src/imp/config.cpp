@@ -144,7 +144,7 @@ const std::vector<ConfigField>& config_fields() {
       {"run.seed", &C::seed, true, "seed (-1 = draw one)"},
       {"run.replicates", &C::replicates, false,
        "independent replicates with derived seeds (more extend a finished run)"},
-      {"run.threads", &C::threads, false, "intra-op threads (0 = all cores)"},
+      {"run.threads", &C::threads, false, "intra-op threads (0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else all cores)"},
       {"run.device", &C::device, false, "auto, cpu or cuda"},
       {"run.deterministic", &C::deterministic, false,
        "CUDA: deterministic cuDNN kernels, no autotuning (bit-identical resume on GPU; slower)"},

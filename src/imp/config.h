@@ -60,7 +60,7 @@ struct ImpConfig {
   // [run]
   int64_t seed = -1;             // -1 = draw one from the OS and record it
   int64_t replicates = 1;        // independent replicates, each in RUN/replicate_<r>/
-  int64_t threads = 0;           // 0 = all cores
+  int64_t threads = 0;           // 0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else all cores
   int64_t stop_after = 0;        // stop resumably after this many iterations (0 = off)
   std::string device = "auto";
   bool deterministic = false;  // cuDNN: deterministic kernels, no benchmarking (configure_cudnn)
