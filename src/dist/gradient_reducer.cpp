@@ -30,6 +30,13 @@ struct GradientReducer::State {
   // Each parameter's gradient accumulator and our hook's key on it, to remove the hook.
   std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks;
 
+  // A new step: no gradient ready, no bucket started.
+  void reset() {
+    next_to_start = 0;
+    std::fill(ready.begin(), ready.end(), false);
+    for (auto& b : buckets) b.pending = b.members.size();
+  }
+
   void start_ready_buckets() {
     while (next_to_start < buckets.size() && buckets[next_to_start].pending == 0) start(buckets[next_to_start++]);
   }
@@ -113,16 +120,17 @@ GradientReducer::~GradientReducer() {
 void GradientReducer::arm() {
   auto& s = *state_;
   const std::lock_guard<std::mutex> lock(s.mutex);
+  s.reset();
   s.armed = true;
-  s.next_to_start = 0;
-  std::fill(s.ready.begin(), s.ready.end(), false);
-  for (auto& b : s.buckets) b.pending = b.members.size();
 }
 
 void GradientReducer::finish() {
   auto& s = *state_;
   {
     const std::lock_guard<std::mutex> lock(s.mutex);
+    // A rank with no backward this step (every sample of its batch unreadable) was never
+    // armed: it still joins the same collectives, with zero gradients where none exist.
+    if (!s.armed) s.reset();
     // Parameters without a gradient this step (unused) never fired: their buckets start now.
     for (auto& b : s.buckets) b.pending = 0;
     s.start_ready_buckets();

@@ -168,7 +168,8 @@ void allreduce_loop(const std::string& ready) {
 }
 
 // Two micro-batches per step, the reducer armed for the second only, one parameter unused
-// (a layer outside the graph): what the trainer does, checked against the plain all-reduce.
+// (a layer outside the graph), one rank idle for a step: what the trainer does, checked
+// against the plain all-reduce.
 void reduce_rank(const std::string& out) {
   at::set_num_threads(1);
   auto comm = dist::make_communicator(torch::kCPU);
@@ -187,7 +188,10 @@ void reduce_rank(const std::string& out) {
     for (auto& p : params)
       if (p.grad().defined()) p.mutable_grad().zero_();
     torch::manual_seed(100 + 10 * comm->rank() + step);  // each rank its own data
-    for (int chunk = 0; chunk < 2; ++chunk) {
+    // Step 1 on rank 1: no backward at all (a batch whose samples were all unreadable);
+    // the reducer is never armed there and must still join the same collectives.
+    const bool idle = step == 1 && comm->rank() == 1;
+    for (int chunk = 0; chunk < (idle ? 0 : 2); ++chunk) {
       const auto x = torch::randn({4, 3, 8, 8});
       const auto y = torch::randint(0, 10, {4});
       const auto loss = torch::nn::functional::cross_entropy(net->forward(x), y) * (1.0 / 3.0);
