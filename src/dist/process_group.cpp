@@ -12,13 +12,20 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 
 #include "common/env.h"
 #include "common/error.h"
+#include "dist/shared_memory_group.h"
 #include "dist/slurm_env.h"
 
 namespace lth::dist {
@@ -48,32 +55,30 @@ bool is_loopback(const std::string& addr) {
 class C10dCommunicator final : public Communicator {
  public:
   C10dCommunicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroup> group,
-                   const ProcessGroupEnv& env, torch::Device comm_device)
-      : store_(std::move(store)), group_(std::move(group)), rank_(env.rank),
+                   const ProcessGroupEnv& env, torch::Device comm_device,
+                   std::unique_ptr<SharedMemoryGroup> local)
+      : store_(std::move(store)), group_(std::move(group)), local_(std::move(local)), rank_(env.rank),
         world_size_(env.world_size), timeout_(env.timeout), device_(comm_device) {}
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
 
   void all_reduce_sum(std::vector<torch::Tensor>& tensors) override {
-    for_each_bucket(tensors, "all_reduce", [&](std::vector<torch::Tensor>& bucket) {
-      c10d::AllreduceOptions options;
-      options.reduceOp = c10d::ReduceOp::SUM;
-      options.timeout = timeout_;
-      return group_->allreduce(bucket, options);
-    });
+    for_each_bucket(tensors, [&](torch::Tensor& flat) { reduce_now(flat); });
   }
 
   std::unique_ptr<PendingCollective> start_all_reduce_sum(torch::Tensor flat) override {
+    // Through shared memory the sum runs on the caller's thread: it is deferred to wait(), so
+    // the backward pass is never interrupted and each step meets its peers once, at the end.
+    if (local_ && SharedMemoryGroup::supports(flat) && flat.is_contiguous()) {
+      return std::make_unique<Deferred>(this, std::move(flat));
+    }
     // Gloo reducing CUDA tensors is staged through host memory: no overlap to gain there.
     if (flat.device() != device_ || !flat.is_contiguous()) return Communicator::start_all_reduce_sum(flat);
     std::vector<torch::Tensor> bucket{std::move(flat)};
     c10::intrusive_ptr<c10d::Work> work;
     try {
-      c10d::AllreduceOptions options;
-      options.reduceOp = c10d::ReduceOp::SUM;
-      options.timeout = timeout_;
-      work = group_->allreduce(bucket, options);
+      work = group_->allreduce(bucket, allreduce_options());
     } catch (const std::exception& e) {
       throw lost_contact("all_reduce", one_line(e));
     }
@@ -82,27 +87,47 @@ class C10dCommunicator final : public Communicator {
 
   void broadcast(std::vector<torch::Tensor>& tensors, int root) override {
     require(root >= 0 && root < world_size_, fmt::format("broadcast: root {} is not a rank", root));
-    for_each_bucket(tensors, "broadcast", [&](std::vector<torch::Tensor>& bucket) {
-      c10d::BroadcastOptions options;
-      options.rootRank = root;
-      options.timeout = timeout_;
-      return group_->broadcast(bucket, options);
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    options.timeout = timeout_;
+    for_each_bucket(tensors, [&](torch::Tensor& flat) {
+      std::vector<torch::Tensor> bucket{flat};
+      run("broadcast", [&] { return group_->broadcast(bucket, options); });
     });
   }
 
   void barrier() override {
+    if (local_) {
+      run_local("barrier", [&] { local_->barrier(); });
+      return;
+    }
     c10d::BarrierOptions options;
     options.timeout = timeout_;
     run("barrier", [&] { return group_->barrier(options); });
   }
 
  private:
-  using Collective = std::function<c10::intrusive_ptr<c10d::Work>(std::vector<torch::Tensor>&)>;
+  c10d::AllreduceOptions allreduce_options() const {
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    options.timeout = timeout_;
+    return options;
+  }
 
-  // Runs one collective per dtype over a flat buffer on the communication device, then
-  // copies the result back into the caller's tensors. A single contiguous tensor already on
-  // that device is used in place, without a copy.
-  void for_each_bucket(std::vector<torch::Tensor>& tensors, const char* what, const Collective& op) {
+  // One contiguous tensor on the communication device, summed over ranks now.
+  void reduce_now(torch::Tensor& flat) {
+    if (local_ && SharedMemoryGroup::supports(flat)) {
+      run_local("all_reduce", [&] { local_->all_reduce_sum(flat); });
+      return;
+    }
+    std::vector<torch::Tensor> bucket{flat};
+    run("all_reduce", [&] { return group_->allreduce(bucket, allreduce_options()); });
+  }
+
+  // Runs `op` once per dtype on one flat tensor on the communication device, then copies the
+  // result back into the caller's tensors. A single contiguous tensor already on that device
+  // is used in place, without a copy.
+  void for_each_bucket(std::vector<torch::Tensor>& tensors, const std::function<void(torch::Tensor&)>& op) {
     torch::NoGradGuard no_grad;
     std::map<c10::ScalarType, std::vector<size_t>> by_dtype;
     for (size_t i = 0; i < tensors.size(); ++i) {
@@ -112,20 +137,19 @@ class C10dCommunicator final : public Communicator {
       if (indices.size() == 1) {
         auto& t = tensors[indices[0]];
         if (t.is_contiguous() && t.device() == device_) {
-          std::vector<torch::Tensor> bucket{t};
-          run(what, [&] { return op(bucket); });
+          op(t);
           continue;
         }
       }
       std::vector<torch::Tensor> views;
       views.reserve(indices.size());
       for (const auto i : indices) views.push_back(tensors[i].reshape({-1}).to(device_));
-      std::vector<torch::Tensor> bucket{torch::cat(views)};
-      run(what, [&] { return op(bucket); });
+      auto flat = torch::cat(views);
+      op(flat);
       int64_t offset = 0;
       for (const auto i : indices) {
         auto& t = tensors[i];
-        t.copy_(bucket[0].narrow(0, offset, t.numel()).view(t.sizes()));
+        t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));
         offset += t.numel();
       }
     }
@@ -151,6 +175,23 @@ class C10dCommunicator final : public Communicator {
    private:
     const C10dCommunicator* owner_;
     c10::intrusive_ptr<c10d::Work> work_;
+  };
+
+  // A shared-memory all-reduce, run when waited on. One dropped unwaited is not run: the
+  // rank is unwinding from an error, and starting a collective its peers may never join
+  // would only hold up its exit (they see its process gone instead).
+  class Deferred final : public PendingCollective {
+   public:
+    Deferred(C10dCommunicator* owner, torch::Tensor flat) : owner_(owner), flat_(std::move(flat)) {}
+    void wait() override {
+      if (!flat_.defined()) return;
+      auto flat = std::move(flat_);
+      owner_->reduce_now(flat);
+    }
+
+   private:
+    C10dCommunicator* owner_;
+    torch::Tensor flat_;
   };
 
   UserError lost_contact(const char* what, const std::string& problem) const {
@@ -183,13 +224,81 @@ class C10dCommunicator final : public Communicator {
     finish(*work, what);
   }
 
+  void run_local(const char* what, const std::function<void()>& op) const {
+    try {
+      op();
+    } catch (const PeerLost& e) {
+      throw lost_contact(what, e.what());
+    }
+  }
+
   c10::intrusive_ptr<c10d::Store> store_;  // kept alive for the group's lifetime
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  std::unique_ptr<SharedMemoryGroup> local_;  // all ranks on this host, CPU tensors
   int rank_;
   int world_size_;
   std::chrono::milliseconds timeout_;
   torch::Device device_;
 };
+
+// What makes two ranks able to share /dev/shm: the same machine (host name and boot id) and
+// the same IPC namespace. A mismatch the check misses only fails the open, which falls back.
+std::string host_identity() {
+  std::array<char, 256> name{};
+  ::gethostname(name.data(), name.size() - 1);
+  std::string boot;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+  struct stat ipc{};
+  const auto ipc_namespace = ::stat("/proc/self/ns/ipc", &ipc) == 0 ? static_cast<uint64_t>(ipc.st_ino) : 0;
+  return fmt::format("{}|{}|{}", name.data(), boot, ipc_namespace);
+}
+
+// When every rank runs on this host, they map one shared-memory segment (rank 0 creates
+// it) for their CPU sums and barriers; nullptr otherwise, or when any rank cannot map it
+// (then all use Gloo, and the rank that failed says why on stderr). Every rank takes the
+// same decision: each reads every rank's answer from the store.
+std::unique_ptr<SharedMemoryGroup> join_shared_memory(c10d::Store& store, const ProcessGroupEnv& env) {
+  auto key = [](const char* what, int rank) { return fmt::format("lth/shm/{}/{}", what, rank); };
+  auto bytes = [](const std::string& text) { return std::vector<uint8_t>(text.begin(), text.end()); };
+  auto text = [](const std::vector<uint8_t>& value) { return std::string(value.begin(), value.end()); };
+  const auto host = host_identity();
+  store.set(key("host", env.rank), bytes(host));
+  for (int r = 0; r < env.world_size; ++r) {
+    if (text(store.get(key("host", r))) != host) return nullptr;  // ranks on several machines
+  }
+  SharedMemoryOptions options;
+  options.rank = env.rank;
+  options.world_size = env.world_size;
+  options.timeout = env.timeout;
+  std::unique_ptr<SharedMemoryGroup> group;
+  std::string problem;
+  if (env.rank == 0) {
+    const auto name = fmt::format("/lth-{}-{}-{:08x}", env.master_port, ::getpid(), std::random_device{}());
+    try {
+      group = SharedMemoryGroup::create(name, options);
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    store.set("lth/shm/name", bytes(group ? name : ""));
+  } else {
+    const auto name = text(store.get("lth/shm/name"));
+    try {
+      if (!name.empty()) group = SharedMemoryGroup::open(name, options);
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+  }
+  store.set(key("ok", env.rank), bytes(group ? "1" : "0"));
+  bool everyone = true;
+  for (int r = 0; r < env.world_size; ++r) everyone = text(store.get(key("ok", r))) == "1" && everyone;
+  // Every rank has mapped the segment or given up: its name can go.
+  if (group) group->unlink_name();
+  if (!problem.empty()) {
+    fmt::print(stderr, "lth: rank {}: no shared memory between this machine's ranks ({}); collectives use Gloo\n",
+               env.rank, problem);
+  }
+  return everyone ? std::move(group) : nullptr;
+}
 
 std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const ProcessGroupEnv& env) {
   std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
@@ -230,6 +339,7 @@ ProcessGroupEnv read_process_group_env() {
   if (const auto v = env_value("LTH_DIST_TIMEOUT")) {
     env.timeout = std::chrono::seconds(parse_env_int("LTH_DIST_TIMEOUT", *v, 1, 7 * 24 * 3600));
   }
+  if (const auto v = env_value("LTH_DIST_SHM")) env.shared_memory = parse_env_int("LTH_DIST_SHM", *v, 0, 1) == 1;
   // A task of Slurm's `srun` (dist/slurm_env.h), unless torchrun-style variables are set.
   if (!world && !env_value("RANK")) {
     if (const auto slurm = read_slurm_rank(); slurm && slurm->world_size > 1) {
@@ -325,7 +435,17 @@ CommunicatorPtr make_communicator(const ProcessGroupEnv& env, torch::Device devi
                                 env.rank, env.world_size, env.master_addr, env.master_port, one_line(e),
                                 seconds));
   }
-  return std::make_shared<C10dCommunicator>(std::move(store), std::move(group), env, comm_device);
+  std::unique_ptr<SharedMemoryGroup> local;
+  if (env.shared_memory && comm_device.is_cpu()) {
+    try {
+      local = join_shared_memory(*store, env);
+    } catch (const std::exception& e) {
+      throw UserError(fmt::format("rank {}: lost contact with peer while setting up shared memory ({}) "
+                                  "(timeout {} s)", env.rank, one_line(e), seconds));
+    }
+  }
+  return std::make_shared<C10dCommunicator>(std::move(store), std::move(group), env, comm_device,
+                                            std::move(local));
 }
 
 CommunicatorPtr make_communicator(torch::Device device) {

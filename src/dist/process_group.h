@@ -8,9 +8,13 @@
 //   MASTER_ADDR, MASTER_PORT  where rank 0 hosts the rendezvous (a c10d TCPStore)
 //   LTH_DIST_TIMEOUT        seconds a rendezvous or collective may wait (default 300)
 //   GLOO_SOCKET_IFNAME      optional: the network interface(s) Gloo binds, comma-separated
+//   LTH_DIST_SHM            1 (default): ranks that all run on one machine sum CPU tensors
+//                           through shared memory (dist/shared_memory_group.h); 0: Gloo only
 // With WORLD_SIZE absent or 1, make_communicator returns the single-process Communicator.
 //
-// Backends: ProcessGroupGloo on CPU. On CUDA builds compiled with USE_C10D_NCCL (see
+// Backends: ProcessGroupGloo on CPU; when every rank runs on the same machine, sums and
+// barriers of CPU tensors go through one shared-memory segment instead (broadcasts and the
+// rendezvous stay on Gloo and the TCPStore). On CUDA builds compiled with USE_C10D_NCCL (see
 // src/dist/CMakeLists.txt) a CUDA device gets ProcessGroupNCCL; otherwise CUDA tensors are
 // staged through host memory and reduced by Gloo (correct, slower). The NCCL path is not
 // tested here (Debian's LibTorch is CPU-only).
@@ -36,6 +40,7 @@ struct ProcessGroupEnv {
   uint16_t master_port = 29500;
   std::chrono::seconds timeout{300};
   std::string gloo_interfaces;  // GLOO_SOCKET_IFNAME; empty = choose automatically
+  bool shared_memory = true;    // LTH_DIST_SHM
 };
 
 // Reads the variables above from the environment; UserError naming the variable if one is
