@@ -1,9 +1,10 @@
 // bench_allreduce: what one training step's gradient all-reduce costs between ranks, run
 // under `lth launch` (bench/data_parallel/run.sh runs it on 2 ranks). Times, per call:
 //   grads    Communicator::all_reduce_sum over the parameter gradients of a network, one
-//            tensor per parameter (what trainer.cpp reduces every step: for_each_bucket
-//            concatenates them into one buffer, Gloo reduces it, the result is copied back)
-//   flat     the same number of floats as one contiguous tensor (Gloo alone, no copies)
+//            tensor per parameter (concatenated into one buffer, reduced, copied back: the
+//            trainer's step before dist::GradientReducer reduced flat buckets in place)
+//   flat     the same number of floats as one contiguous tensor (the transport alone, no
+//            copies: shared memory between ranks of one machine, Gloo with LTH_DIST_SHM=0)
 //   barrier  an empty collective: the round-trip floor
 // Rank 0 prints one JSON line: median and mean microseconds of each.
 //

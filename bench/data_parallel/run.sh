@@ -8,7 +8,9 @@
 # Each round runs, in this order (reversed in every other round):
 #   one        lth train ... (threads: lth's default, every core of this process)
 #   two        lth launch --nproc 2 -- lth train ...  (each rank: OMP_NUM_THREADS from the
-#              launcher, max(1, cores / 2))
+#              launcher, max(1, cores / 2)); the ranks sum through shared memory
+#   two_gloo   as two, with LTH_DIST_SHM=0: the sums go through Gloo's TCP loopback, as
+#              between machines
 #   one_t1     as one, on one thread (OMP_NUM_THREADS=1): a reference that does not
 #              collapse when other processes compete for the cores; only if VARIANTS names it
 #   two_all    as two, with OMP_NUM_THREADS=<cores> (each rank takes every core: what
@@ -18,10 +20,11 @@
 # since the phase began, the final evaluation included), and wall-clock seconds of the
 # whole command (start-up, data loading, rendezvous included).
 #
-# Then, if built, bench_allreduce on 2 ranks: the gradient all-reduce's own cost per step.
+# Then, if built, bench_allreduce on 2 ranks: the gradient all-reduce's own cost per step,
+# through shared memory and through Gloo.
 #
 # Environment: LTH (binary, default <repo>/build/lth), ROUNDS (3), ITERS (600), BATCH
-# (128), VARIANTS ("one two two_all"), DATA_ROOT (passed as --data_root when set),
+# (128), VARIANTS ("one two two_gloo"), DATA_ROOT (passed as --data_root when set),
 # ALLREDUCE (default <LTH's folder>/bench/data_parallel/bench_allreduce).
 set -euo pipefail
 
@@ -31,7 +34,7 @@ LTH=${LTH:-$REPO/build/lth}
 ROUNDS=${ROUNDS:-3}
 ITERS=${ITERS:-600}
 BATCH=${BATCH:-128}
-VARIANTS=${VARIANTS:-one two two_all}
+VARIANTS=${VARIANTS:-one two two_gloo}
 OUT=${1:-/tmp/lth_data_parallel/$(date -u +%Y%m%dT%H%M%SZ)}
 
 [ -x "$LTH" ] || { echo "run.sh: $LTH missing: build it (scripts/build.sh lth) or set LTH" >&2; exit 1; }
@@ -58,6 +61,8 @@ run() {
     one) cmd=(env "$LTH" "${job[@]}" --save "$save") ;;
     one_t1) cmd=(env OMP_NUM_THREADS=1 "$LTH" "${job[@]}" --save "$save") ;;
     two) cmd=(env "$LTH" launch --nproc 2 --master_port $((29600 + round)) -- "$LTH" "${job[@]}" --save "$save") ;;
+    two_gloo) cmd=(env LTH_DIST_SHM=0 "$LTH" launch --nproc 2 --master_port $((29600 + round)) -- "$LTH" "${job[@]}"
+                   --save "$save") ;;
     two_all) cmd=(env OMP_NUM_THREADS="$cores" "$LTH" launch --nproc 2 --master_port $((29600 + round)) --
                   "$LTH" "${job[@]}" --save "$save") ;;
     *) echo "run.sh: unknown variant $variant" >&2; exit 1 ;;
@@ -85,8 +90,11 @@ done
 # The gradient all-reduce alone, on 2 ranks of one thread (bench_allreduce.cpp).
 ALLREDUCE=${ALLREDUCE:-$(dirname "$LTH")/bench/data_parallel/bench_allreduce}
 if [ -x "$ALLREDUCE" ]; then
-  "$LTH" launch --nproc 2 --master_port 29650 -- "$ALLREDUCE" --model lenet300_100 --iters 1000 \
-    > "$OUT/allreduce.json" 2> "$OUT/allreduce.err" && echo "allreduce: $(cat "$OUT/allreduce.json")"
+  for shm in 1 0; do
+    LTH_DIST_SHM=$shm "$LTH" launch --nproc 2 --master_port $((29650 + shm)) -- "$ALLREDUCE" --model lenet300_100 \
+      --iters 1000 > "$OUT/allreduce.shm$shm.json" 2> "$OUT/allreduce.shm$shm.err" &&
+      echo "allreduce (LTH_DIST_SHM=$shm): $(cat "$OUT/allreduce.shm$shm.json")"
+  done
 fi
 
 # Table: median img/s and wall seconds per variant, and each against `one`.

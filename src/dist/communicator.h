@@ -5,6 +5,7 @@
 #include <torch/types.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace lth::dist {
@@ -43,6 +44,8 @@ class Communicator {
   // In-place: every rank receives root's values.
   virtual void broadcast(std::vector<torch::Tensor>& /*tensors*/, int /*root*/) {}
   virtual void barrier() {}
+  // What carries the sums, for logs: "one process", "shared memory", "gloo" or "nccl".
+  virtual std::string transport() const { return "one process"; }
   bool is_root() const { return rank() == 0; }
 };
 

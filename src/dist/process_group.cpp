@@ -62,6 +62,10 @@ class C10dCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
+  std::string transport() const override {
+    if (local_) return "shared memory";
+    return device_.is_cuda() ? "nccl" : "gloo";
+  }
 
   void all_reduce_sum(std::vector<torch::Tensor>& tensors) override {
     for_each_bucket(tensors, [&](torch::Tensor& flat) { reduce_now(flat); });

@@ -126,9 +126,13 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
     pruning::apply_masks(*net, masks);
     if (root) io::save_checkpoint(plan.dir / "init.safetensors", weights_checkpoint(*net, masks, experiment));
     const auto ms = mask_summary(masks);
-    log.info(fmt::format("{}: {} iterations, density {:.4f} ({} of {} prunable weights)",
+    const auto& comm = *experiment.comm();
+    const auto ranks = comm.world_size() > 1
+                           ? fmt::format("; {} ranks, sums through {}", comm.world_size(), comm.transport())
+                           : std::string();
+    log.info(fmt::format("{}: {} iterations, density {:.4f} ({} of {} prunable weights){}",
                          plan.dir.string(), plan.iterations, ms["density"].get<double>(),
-                         ms["prunable_kept"].get<int64_t>(), ms["prunable_total"].get<int64_t>()));
+                         ms["prunable_kept"].get<int64_t>(), ms["prunable_total"].get<int64_t>(), ranks));
   }
   train::TrainInputs inputs;
   inputs.net = net;

@@ -14,6 +14,7 @@
 #include "dist/process_group.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "scoped_env.h"
 #include "subprocess.h"
 
 namespace lth::test {
@@ -25,8 +26,11 @@ const std::string kWorker = LTH_DIST_WORKER;
 
 // Variables a test's children must not inherit from whoever runs the tests.
 std::map<std::string, std::string> clean_env(std::map<std::string, std::string> extra = {}) {
-  std::map<std::string, std::string> env{{"RANK", ""},        {"WORLD_SIZE", ""},  {"LOCAL_RANK", ""},
-                                         {"MASTER_ADDR", ""}, {"MASTER_PORT", ""}, {"OMP_NUM_THREADS", "1"}};
+  // SLURM_*: a test run inside a multi-task Slurm job must not make its children join it.
+  std::map<std::string, std::string> env{{"RANK", ""},          {"WORLD_SIZE", ""},         {"LOCAL_RANK", ""},
+                                         {"MASTER_ADDR", ""},   {"MASTER_PORT", ""},        {"OMP_NUM_THREADS", "1"},
+                                         {"LTH_DIST_SHM", ""},  {"SLURM_PROCID", ""},       {"SLURM_NTASKS", ""},
+                                         {"SLURM_LOCALID", ""}, {"SLURM_JOB_NODELIST", ""}, {"SLURM_STEP_NODELIST", ""}};
   for (const auto& [k, v] : extra) env[k] = v;
   return env;
 }
@@ -115,7 +119,8 @@ TEST(DataParallel, BucketedReducerEqualsOneAllReduceBitForBit) {
 // chunk normalised by its own statistics), and the gradient is the mean over the global
 // batch in both: the all-reduce SUMS per-rank gradients that are each divided by
 // n_local * world_size. Same seeds, so the loader's rank slices are the micro-batches.
-TEST(DataParallel, TwoGlooRanksEqualOneRankWithMicroBatches) {
+// Both transports: shared memory (the default for ranks on one machine) and Gloo.
+TEST(DataParallel, TwoRanksEqualOneRankWithMicroBatchesThroughSharedMemoryAndGloo) {
   TempDir dir("equiv");
   const auto d = dir.path();
   const std::vector<std::string> train = {"train", "--model", "resnet20", "--image_size", "8", "--channels", "3",
@@ -132,17 +137,25 @@ TEST(DataParallel, TwoGlooRanksEqualOneRankWithMicroBatches) {
   const auto port = std::to_string(free_port());
   run_ok(with({kWorker, "launch", "--nproc", "2", "--master_port", port, "--", kWorker}, "two"), d, "two",
          clean_env({{"LTH_DIST_TIMEOUT", "30"}}));
+  const auto gloo_port = std::to_string(free_port());
+  run_ok(with({kWorker, "launch", "--nproc", "2", "--master_port", gloo_port, "--", kWorker}, "gloo"), d, "gloo",
+         clean_env({{"LTH_DIST_TIMEOUT", "30"}, {"LTH_DIST_SHM", "0"}}));
 
   const auto micro = io::load_checkpoint(d / "micro" / "rank0.safetensors");
   const auto full = io::load_checkpoint(d / "full" / "rank0.safetensors");
   const auto rank0 = io::load_checkpoint(d / "two" / "rank0.safetensors");
   const auto rank1 = io::load_checkpoint(d / "two" / "rank1.safetensors");
 
-  // 2 ranks == 1 rank with micro-batches, within float tolerance.
+  // 2 ranks == 1 rank with micro-batches, bit for bit: the rank sum g0 + g1 is the
+  // accumulation of the two micro-batches' gradients, on either transport.
+  const auto gloo = io::load_checkpoint(d / "gloo" / "rank0.safetensors");
   std::cout << "max |2 ranks - 1 rank with micro-batches| = " << max_parameter_difference(rank0, micro)
+            << " (Gloo: " << max_parameter_difference(gloo, micro) << ")"
             << ", max |1 rank, batch 16 - micro-batches| = " << max_parameter_difference(full, micro) << "\n";
-  expect_same_parameters(rank0, micro, 1e-5);
+  EXPECT_EQ(max_parameter_difference(rank0, micro), 0.0);
+  EXPECT_EQ(max_parameter_difference(gloo, micro), 0.0);
   expect_same_masks(rank0, micro);
+  expect_same_masks(gloo, micro);
   // ... and the comparison is sensitive: one batch of 16 normalised together differs.
   EXPECT_GT(max_parameter_difference(full, micro), 1e-4);
 
@@ -225,38 +238,50 @@ TEST(DataParallel, ImpOnTwoRanksEqualsOneRank) {
                            io::load_checkpoint(d / "two" / cycle / "best_acc.safetensors"), 1e-5);
   }
   EXPECT_LT(nlohmann::json::parse(read_text(d / "two" / "002" / "summary.json"))["density"].get<double>(), 0.3);
+  // Ranks on one machine sum through shared memory, and the log says so.
+  const auto log = read_text(d / "two" / "000" / "log.txt");
+  EXPECT_NE(log.find("; 2 ranks, sums through shared memory"), std::string::npos) << log;
+  EXPECT_EQ(read_text(d / "one" / "000" / "log.txt").find(" ranks, sums through "), std::string::npos);
   EXPECT_TRUE(fs::exists(d / "two" / "report.md"));
 }
 
 // --- failures ---------------------------------------------------------------------------
 
-// A rank SIGKILLed mid-training: its peer stops with one clear line, quickly.
+// A rank SIGKILLed mid-training: its peer stops with one clear line, quickly, through
+// shared memory (it sees the process gone) and through Gloo (it sees the socket close).
 TEST(DataParallel, KilledPeerStopsTheOtherRankWithAClearError) {
-  TempDir dir("kill");
-  const auto d = dir.path();
-  const int port = free_port();
-  std::vector<std::unique_ptr<Subprocess>> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.push_back(std::make_unique<Subprocess>(
-        std::vector<std::string>{kWorker, "train", "--model", "resnet20", "--steps", "1000000", "--eval_every",
-                                 "1000000", "--out", d.string()},
-        rank_env(r, 2, port, 10), d / ("r" + std::to_string(r) + ".out"), d / ("r" + std::to_string(r) + ".err")));
+  for (const std::string shm : {"1", "0"}) {
+    SCOPED_TRACE("LTH_DIST_SHM=" + shm);
+    TempDir dir("kill");
+    const auto d = dir.path();
+    const int port = free_port();
+    std::vector<std::unique_ptr<Subprocess>> ranks;
+    for (int r = 0; r < 2; ++r) {
+      auto env = rank_env(r, 2, port, 10);
+      env["LTH_DIST_SHM"] = shm;
+      ranks.push_back(std::make_unique<Subprocess>(
+          std::vector<std::string>{kWorker, "train", "--model", "resnet20", "--steps", "1000000", "--eval_every",
+                                   "1000000", "--out", d.string()},
+          env, d / ("r" + std::to_string(r) + ".out"), d / ("r" + std::to_string(r) + ".err")));
+    }
+    // Rank 0 logs "start" once every rank has joined; then let a few steps run.
+    ASSERT_TRUE(wait_until([&] { return fs::exists(d / "run" / "metrics.jsonl"); }, 20s))
+        << read_text(d / "r0.err") << read_text(d / "r1.err");
+    std::this_thread::sleep_for(500ms);
+    ASSERT_FALSE(ranks[0]->wait_for(0ms)) << read_text(d / "r0.err");
+    const auto killed_at = Clock::now();
+    ranks[1]->signal(SIGKILL);  // not reaped until ~Subprocess: a zombie counts as gone
+    const auto status = ranks[0]->wait_for(30s);
+    const double seconds = std::chrono::duration<double>(Clock::now() - killed_at).count();
+    ASSERT_TRUE(status.has_value()) << "rank 0 still running 30 s after its peer died";
+    EXPECT_EQ(exit_code(status), 2);
+    const auto err = read_text(d / "r0.err");
+    EXPECT_NE(err.find("lth: rank 0: lost contact with peer"), std::string::npos) << err;
+    EXPECT_NE(err.find("(timeout 10 s)"), std::string::npos) << err;
+    EXPECT_EQ(err.find('\n'), err.size() - 1) << "expected one line:\n" << err;
+    // Well inside the timeout.
+    EXPECT_LT(seconds, 8.0);
   }
-  // Rank 0 logs "start" once every rank has joined; then let a few steps run.
-  ASSERT_TRUE(wait_until([&] { return fs::exists(d / "run" / "metrics.jsonl"); }, 20s))
-      << read_text(d / "r0.err") << read_text(d / "r1.err");
-  std::this_thread::sleep_for(500ms);
-  ASSERT_FALSE(ranks[0]->wait_for(0ms)) << read_text(d / "r0.err");
-  const auto killed_at = Clock::now();
-  ranks[1]->signal(SIGKILL);
-  const auto status = ranks[0]->wait_for(30s);
-  const double seconds = std::chrono::duration<double>(Clock::now() - killed_at).count();
-  ASSERT_TRUE(status.has_value()) << "rank 0 still running 30 s after its peer died";
-  EXPECT_EQ(exit_code(status), 2);
-  const auto err = read_text(d / "r0.err");
-  EXPECT_NE(err.find("lth: rank 0: lost contact with peer"), std::string::npos) << err;
-  EXPECT_NE(err.find("(timeout 10 s)"), std::string::npos) << err;
-  EXPECT_LT(seconds, 30.0);
 }
 
 // A peer that stops responding without closing its sockets (SIGSTOP): the collective's
@@ -305,39 +330,16 @@ TEST(DataParallel, MissingPeerAtRendezvousTimesOut) {
 
 // --- environment ------------------------------------------------------------------------
 
-class ScopedEnv {
- public:
-  ScopedEnv(std::map<std::string, std::string> vars) {
-    for (const auto& [k, v] : vars) {
-      const char* old = std::getenv(k.c_str());
-      saved_[k] = old ? std::optional<std::string>(old) : std::nullopt;
-      if (v.empty()) {
-        ::unsetenv(k.c_str());
-      } else {
-        ::setenv(k.c_str(), v.c_str(), 1);
-      }
-    }
-  }
-  ~ScopedEnv() {
-    for (const auto& [k, v] : saved_) {
-      if (v) {
-        ::setenv(k.c_str(), v->c_str(), 1);
-      } else {
-        ::unsetenv(k.c_str());
-      }
-    }
-  }
-
- private:
-  std::map<std::string, std::optional<std::string>> saved_;
-};
+using Vars = std::map<std::string, std::string>;
 
 TEST(ProcessGroupEnv, NoWorldSizeMeansOneProcess) {
-  ScopedEnv env({{"WORLD_SIZE", ""}, {"RANK", ""}, {"MASTER_ADDR", ""}, {"LTH_DIST_TIMEOUT", ""}});
+  ScopedEnvVars env(Vars{{"WORLD_SIZE", ""}, {"RANK", ""}, {"MASTER_ADDR", ""}, {"LTH_DIST_TIMEOUT", ""},
+                         {"LTH_DIST_SHM", ""}, {"SLURM_NTASKS", ""}, {"SLURM_PROCID", ""}});
   const auto e = dist::read_process_group_env();
   EXPECT_EQ(e.world_size, 1);
   EXPECT_EQ(e.rank, 0);
   EXPECT_EQ(e.timeout.count(), 300);
+  EXPECT_TRUE(e.shared_memory);
   auto comm = dist::make_communicator(torch::kCPU);
   EXPECT_EQ(comm->world_size(), 1);
   EXPECT_TRUE(comm->is_root());
@@ -347,13 +349,14 @@ TEST(ProcessGroupEnv, NoWorldSizeMeansOneProcess) {
 }
 
 TEST(ProcessGroupEnv, WorldSizeOneIsOneProcess) {
-  ScopedEnv env({{"WORLD_SIZE", "1"}, {"RANK", "0"}, {"MASTER_ADDR", ""}});
+  ScopedEnvVars env(Vars{{"WORLD_SIZE", "1"}, {"RANK", "0"}, {"MASTER_ADDR", ""}});
   EXPECT_EQ(dist::make_communicator(torch::kCPU)->world_size(), 1);
 }
 
 TEST(ProcessGroupEnv, ReadsTorchrunVariables) {
-  ScopedEnv env({{"WORLD_SIZE", "16"}, {"RANK", "9"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node0"},
-                 {"MASTER_PORT", "29511"}, {"LTH_DIST_TIMEOUT", "45"}, {"GLOO_SOCKET_IFNAME", "eth1"}});
+  ScopedEnvVars env(Vars{{"WORLD_SIZE", "16"}, {"RANK", "9"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node0"},
+                         {"MASTER_PORT", "29511"}, {"LTH_DIST_TIMEOUT", "45"}, {"GLOO_SOCKET_IFNAME", "eth1"},
+                         {"LTH_DIST_SHM", "0"}});
   const auto e = dist::read_process_group_env();
   EXPECT_EQ(e.world_size, 16);
   EXPECT_EQ(e.rank, 9);
@@ -362,13 +365,14 @@ TEST(ProcessGroupEnv, ReadsTorchrunVariables) {
   EXPECT_EQ(e.master_port, 29511);
   EXPECT_EQ(e.timeout.count(), 45);
   EXPECT_EQ(e.gloo_interfaces, "eth1");
+  EXPECT_FALSE(e.shared_memory);
   EXPECT_EQ(dist::rank_device(torch::Device(torch::kCUDA), e), torch::Device(torch::kCUDA, 1));
   EXPECT_EQ(dist::rank_device(torch::Device(torch::kCUDA, 3), e), torch::Device(torch::kCUDA, 3));
   EXPECT_EQ(dist::rank_device(torch::kCPU, e), torch::Device(torch::kCPU));
 }
 
-void expect_env_error(std::map<std::string, std::string> vars, const std::string& fragment) {
-  ScopedEnv env(std::move(vars));
+void expect_env_error(const Vars& vars, const std::string& fragment) {
+  ScopedEnvVars env(vars);
   try {
     dist::read_process_group_env();
     ADD_FAILURE() << "expected an error mentioning " << fragment;
@@ -379,7 +383,8 @@ void expect_env_error(std::map<std::string, std::string> vars, const std::string
 
 TEST(ProcessGroupEnv, MalformedVariablesAreOneLineErrors) {
   const std::map<std::string, std::string> ok{{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "a"},
-                                              {"MASTER_PORT", "1234"}, {"LTH_DIST_TIMEOUT", ""}};
+                                              {"MASTER_PORT", "1234"}, {"LTH_DIST_TIMEOUT", ""},
+                                              {"LTH_DIST_SHM", ""}};
   auto with = [&](std::string k, std::string v) {
     auto m = ok;
     m[k] = v;
@@ -393,6 +398,7 @@ TEST(ProcessGroupEnv, MalformedVariablesAreOneLineErrors) {
   expect_env_error(with("MASTER_PORT", "70000"), "MASTER_PORT=70000");
   expect_env_error(with("LTH_DIST_TIMEOUT", "0"), "LTH_DIST_TIMEOUT=0");
   expect_env_error(with("LTH_DIST_TIMEOUT", "5s"), "LTH_DIST_TIMEOUT=5s");
+  expect_env_error(with("LTH_DIST_SHM", "yes"), "LTH_DIST_SHM=yes");
 }
 
 }  // namespace
