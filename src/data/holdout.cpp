@@ -104,6 +104,10 @@ std::optional<Example> SubsetDataset::get(int64_t index, Rng& rng) const {
   return base_->get(base_index(index), rng);
 }
 
+std::optional<int64_t> SubsetDataset::get_into(int64_t index, Rng& rng, uint8_t* slot) const {
+  return base_->get_into(base_index(index), rng, slot);
+}
+
 std::optional<int64_t> SubsetDataset::label(int64_t index) const {
   return base_->label(base_index(index));
 }

@@ -35,6 +35,8 @@ class SubsetDataset : public Dataset {
   int64_t num_classes() const override { return base_->num_classes(); }
   ImageShape shape() const override { return base_->shape(); }
   std::optional<Example> get(int64_t index, Rng& rng) const override;
+  // Forwarded, so that a view keeps its base's straight-into-the-batch decode.
+  std::optional<int64_t> get_into(int64_t index, Rng& rng, uint8_t* slot) const override;
   std::vector<int64_t> class_subset() const override { return base_->class_subset(); }
   std::optional<int64_t> label(int64_t index) const override;
   std::string describe() const override;

@@ -11,6 +11,7 @@
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/folder_dataset.h"
 #include "data/imagenet/synthetic_imagenet.h"
+#include "data/holdout.h"
 #include "data/loader.h"
 
 using namespace lth::data::imagenet;
@@ -242,27 +243,23 @@ TEST_F(GeneratedRoot, LoaderCountsUnreadableSamplesAsSkipped) {
   EXPECT_FALSE(loader.next().has_value());
 }
 
-TEST_F(GeneratedRoot, LoaderBatchRowsAreTheDatasetsSamples) {
-  // The loader has each sample decoded straight into its batch row (get_into); the rows must
-  // be exactly what get() returns for the same key, unreadable files left out in order.
-  const auto index = ClassIndex::for_data_root(root_);
-  FolderOptions o = eval_options();
-  o.train = true;
-  const auto train = open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, o);
+// The loader has each sample decoded straight into its batch row (get_into); the rows must
+// be exactly what get() returns for the same key, unreadable files left out in order.
+void expect_rows_are_the_samples(const lth::data::DatasetPtr& dataset) {
   lth::data::LoaderOptions lo;
-  lo.batch_size = train->size();
+  lo.batch_size = dataset->size();
   lo.num_workers = 0;
   lo.shuffle = false;
   lo.drop_last = false;
   lo.repeat = false;
   lo.seed = 4;
-  lth::data::Loader loader(train, lo);
+  lth::data::Loader loader(dataset, lo);
   const auto batch = loader.next();
   ASSERT_TRUE(batch.has_value());
   int64_t row = 0, nonblank = 0;
-  for (int64_t i = 0; i < train->size(); ++i) {
+  for (int64_t i = 0; i < dataset->size(); ++i) {
     lth::Rng rng = lth::Rng::keyed(lo.seed, "sample", 0, uint64_t(i));
-    const auto example = train->get(i, rng);
+    const auto example = dataset->get(i, rng);
     if (!example) continue;
     ASSERT_LT(row, batch->images.size(0));
     EXPECT_TRUE(torch::equal(batch->images[row], example->image)) << "sample " << i;
@@ -272,4 +269,16 @@ TEST_F(GeneratedRoot, LoaderBatchRowsAreTheDatasetsSamples) {
   }
   EXPECT_EQ(row, batch->images.size(0));
   EXPECT_GT(nonblank, 0);  // real pictures, not empty rows
+}
+
+TEST_F(GeneratedRoot, LoaderBatchRowsAreTheDatasetsSamples) {
+  const auto index = ClassIndex::for_data_root(root_);
+  FolderOptions o = eval_options();
+  o.train = true;
+  const auto train = open_wnid_dataset("imagenet/train", root_ / "imagenet" / "train", index, o);
+  expect_rows_are_the_samples(train);
+  // Through a hold-out view (SubsetDataset forwards get_into): every other image, reversed.
+  std::vector<int64_t> picked;
+  for (int64_t i = train->size() - 1; i >= 0; i -= 2) picked.push_back(i);
+  expect_rows_are_the_samples(std::make_shared<lth::data::SubsetDataset>(train, picked, "view"));
 }

@@ -219,6 +219,12 @@ std::pair<std::string, int64_t> ShardDataset::raw(int64_t i) const {
 
 std::optional<Example> ShardDataset::get(int64_t index, Rng& rng) const {
   auto image = torch::empty({options_.size, options_.size, 3}, torch::kUInt8);
+  const auto label = get_into(index, rng, image.data_ptr<uint8_t>());
+  if (!label) return std::nullopt;
+  return Example{image, *label};
+}
+
+std::optional<int64_t> ShardDataset::get_into(int64_t index, Rng& rng, uint8_t* slot) const {
   imagenet::TransformSpec spec;
   spec.size = options_.size;
   spec.train = options_.train;
@@ -226,8 +232,8 @@ std::optional<Example> ShardDataset::get(int64_t index, Rng& rng) const {
     try {
       const auto [bytes, label] = raw(index);
       imagenet::decode_and_transform(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
-                                     spec, rng, image.data_ptr<uint8_t>());
-      return Example{image, label};
+                                     spec, rng, slot);
+      return label;
     } catch (const std::bad_alloc&) {
       throw imagenet::DecodeError("out of memory decoding it");
     }

@@ -73,6 +73,8 @@ class ShardDataset : public Dataset, public ShardOrdered {
   int64_t num_classes() const override { return options_.num_classes; }
   ImageShape shape() const override { return {options_.size, options_.size, 3}; }
   std::optional<Example> get(int64_t index, Rng& rng) const override;
+  // Decodes straight into the batch row (Dataset::get_into), as the folder reader does.
+  std::optional<int64_t> get_into(int64_t index, Rng& rng, uint8_t* slot) const override;
   std::vector<int64_t> class_subset() const override { return options_.class_subset; }
   std::string describe() const override;
   ShardLayout shard_layout() const override;
