@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/threads.h"
+#include "machine_state.h"
 #include "models/network.h"
 #include "pruning/mask.h"
 #include "pruning/strategy.h"
@@ -42,76 +43,8 @@
 namespace {
 
 using namespace lth;
-using Clock = std::chrono::steady_clock;
+using namespace lth::bench;
 using nlohmann::json;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double round_to(double v, int digits) {
-  const double f = std::pow(10.0, digits);
-  return std::round(v * f) / f;
-}
-
-double own_cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
-}
-
-// Busy CPU seconds of the whole machine since boot (user nice system irq softirq steal).
-double busy_cpu_seconds() {
-  std::ifstream stat("/proc/stat");
-  std::string cpu;
-  std::vector<long long> v;
-  stat >> cpu;
-  for (long long x; v.size() < 8 && stat >> x;) v.push_back(x);
-  v.resize(8, 0);
-  const long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-  return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-int cpu_count() { return std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN))); }
-
-// CPU used by other processes while a figure was taken: (machine busy - own) / (wall * ncpu).
-class CpuWatch {
- public:
-  CpuWatch() : t0_(Clock::now()), busy0_(busy_cpu_seconds()), own0_(own_cpu_seconds()) {}
-  double foreign_fraction() const {
-    const double wall = std::max(seconds_since(t0_), 1e-9);
-    const double foreign = (busy_cpu_seconds() - busy0_) - (own_cpu_seconds() - own0_);
-    return std::max(0.0, foreign) / (wall * cpu_count());
-  }
-  double own_cpu() const { return own_cpu_seconds() - own0_; }
-
- private:
-  Clock::time_point t0_;
-  double busy0_, own0_;
-};
-
-// Waits (up to max_wait s) until other processes use < 10% of the CPUs.
-double wait_quiet(double max_wait) {
-  const auto t0 = Clock::now();
-  auto sample = [] {
-    CpuWatch w;
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    return w.foreign_fraction();
-  };
-  double frac = sample();
-  while (frac >= 0.10 && seconds_since(t0) < max_wait) {
-    std::fprintf(stderr, "# machine busy (%.0f%% of CPUs used by others); waiting\n", 100 * frac);
-    std::this_thread::sleep_for(std::chrono::seconds(8));
-    frac = sample();
-  }
-  return round_to(frac, 3);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // The rule select-by-sort replaced (strategy.cpp before issue 11): candidates = nonzero mask
 // entries flattened in name order, a full stable descending sort of |w|, the first kept.

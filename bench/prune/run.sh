@@ -21,6 +21,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../common/machine.sh
+source "$HERE/../common/machine.sh"
 REPO=$(git -C "$HERE" rev-parse --show-toplevel)
 BUILD=${BUILD:-$REPO/build-bench}
 BIN=$BUILD/bench/prune/bench_prune
@@ -38,26 +40,14 @@ mkdir -p "$OUT"
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') (family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')), $(nproc) CPUs"
-  echo "kernel: $(uname -r); THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+  describe_machine
   echo "packages: $(dpkg-query -W -f '${Package} ${Version}; ' libtorch1.13 python3-torch python3-numpy python3-torchvision 2>/dev/null)"
   echo "lth commit: $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- src/pruning bench/prune 2>/dev/null || echo ' (+ local changes)')"
   echo "threads: $THREADS; rounds: $ROUNDS; reps: $REPS; sort reps: $SORT_REPS; quiet waits: $QUIET_WAIT s / $WAIT_QUIET s"
 } | tee "$OUT/env.txt"
 
 # 1. Quiet machine: 1-minute load average below 0.5, or give up after QUIET_WAIT s.
-t0=$SECONDS
-while :; do
-  read -r load _ < /proc/loadavg
-  if awk -v l="$load" 'BEGIN { exit !(l < 0.5) }'; then break; fi
-  if (( SECONDS - t0 >= QUIET_WAIT )); then
-    echo "# loadavg still $load after ${QUIET_WAIT} s; going on (recorded)" >&2
-    break
-  fi
-  echo "# loadavg $load; waiting for a quiet machine" >&2
-  sleep 10
-done
-echo "start loadavg: $(cut -d' ' -f1-3 /proc/loadavg) after $((SECONDS - t0)) s wait" | tee -a "$OUT/env.txt"
+wait_for_quiet_machine "$QUIET_WAIT" "$OUT/env.txt"
 
 run_variant() {
   case $1 in

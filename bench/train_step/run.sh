@@ -26,6 +26,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../common/machine.sh
+source "$HERE/../common/machine.sh"
 REPO=$(git -C "$HERE" rev-parse --show-toplevel)
 PEERS=${PEERS:-$REPO/../shared/bench/peers}
 BUILD=${BUILD:-$REPO/build-bench}
@@ -49,8 +51,7 @@ read -r -a EXTRA <<< "$EXTRA_ARGS"
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') (family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')), $(nproc) CPUs"
-  echo "kernel: $(uname -r); THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+  describe_machine
   echo "packages: $(dpkg-query -W -f '${Package} ${Version}; ' libtorch1.13 python3-torch python3-torchvision libc6 libopenblas0-openmp libdnnl2 2>/dev/null)"
   echo "blas alternative: $(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | sed -n 's/^Value: //p')"
   echo "lth commit: $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- src bench 2>/dev/null || echo ' (+ local changes)')"
@@ -58,18 +59,7 @@ read -r -a EXTRA <<< "$EXTRA_ARGS"
 } | tee "$OUT/env.txt"
 
 # 1. Quiet machine: 1-minute load average below 0.5, or give up after QUIET_WAIT s.
-t0=$SECONDS
-while :; do
-  read -r load _ < /proc/loadavg
-  if awk -v l="$load" 'BEGIN { exit !(l < 0.5) }'; then break; fi
-  if (( SECONDS - t0 >= QUIET_WAIT )); then
-    echo "# loadavg still $load after ${QUIET_WAIT} s; going on (recorded)" >&2
-    break
-  fi
-  echo "# loadavg $load; waiting for a quiet machine" >&2
-  sleep 10
-done
-echo "start loadavg: $(cut -d' ' -f1-3 /proc/loadavg) after $((SECONDS - t0)) s wait" | tee -a "$OUT/env.txt"
+wait_for_quiet_machine "$QUIET_WAIT" "$OUT/env.txt"
 
 PEER=("$PY" "$PEERS/torch_train_step.py" --threads "$THREADS" --configs "${CONFIG_LIST[@]}" ${EXTRA[@]+"${EXTRA[@]}"})
 PEER_CL=("$PY" "$PEERS/torch_train_step.py" --threads "$THREADS" --configs "${CONFIG_LIST[@]/%/:cl}" ${EXTRA[@]+"${EXTRA[@]}"})
