@@ -147,8 +147,16 @@ void run_train(TrainFlags& f) {
     imp::load_parameters(*probe, *matching, f.matching_ckpt);  // checks names and shapes now
   }
   pruning::apply_masks(*probe, masks);  // checks the masks fit the network
+  // The loader would say so too, but only once the run folder exists.
+  require(ex.train_set->size() >= config.batch_size,
+          fmt::format("dataset {} has {} training samples, fewer than one batch of {} (lower --batch_size)",
+                      ex.train_set->describe(), ex.train_set->size(), config.batch_size));
   if (comm->is_root()) {
-    fs::create_directories(f.save);
+    const auto parent = fs::path(f.save).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+    // mkdir is atomic: of two `lth train` started on one --save, the second stops here
+    // instead of writing into the first one's run.
+    require(fs::create_directory(f.save), f.save + ": already exists; refusing to overwrite (choose a new --save)");
     io::write_text_atomically(fs::path(f.save) / "config.toml", imp::to_toml_string(config));
   }
   imp::CyclePlan plan;

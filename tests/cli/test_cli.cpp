@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
@@ -96,6 +97,21 @@ void expect_one_line_error(const testing::CommandResult& r, const std::string& n
   EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
 }
 
+// Two `lth train` started at once on one new --save: exactly one trains, the other stops
+// with one line, and the folder holds one run (mkdir is the arbiter, not the early check).
+TEST(Cli, TwoTrainsRacingForOneSaveFolderNeverShareIt) {
+  const auto dir = fresh_dir("race") / "run";
+  const auto cmd = "train --data_name synthetic --model lenet300_100 --prunable all --optim_ni 5 --threads 1 "
+                   "--batch_size 64 --seed 3 --save " + dir.string();
+  auto a = std::async(std::launch::async, [&] { return run_lth(cmd); });
+  auto b = std::async(std::launch::async, [&] { return run_lth(cmd); });
+  const auto ra = a.get(), rb = b.get();
+  ASSERT_EQ((ra.status == 0) + (rb.status == 0), 1) << ra.output << "\n---\n" << rb.output;
+  expect_one_line_error(ra.status == 0 ? rb : ra, "already exists");
+  EXPECT_TRUE(fs::exists(dir / "last.safetensors"));
+  fs::remove_all(dir.parent_path());
+}
+
 TEST(Cli, BadInputGivesOneClearLine) {
   const auto dir = fresh_dir("bad_input");
   fs::create_directories(dir);
@@ -113,6 +129,9 @@ TEST(Cli, BadInputGivesOneClearLine) {
   expect_one_line_error(run_lth(std::string(base) + "--previous_ckpt " + (dir / "torn.safetensors").string() +
                                 " --save " + (dir / "z").string()),
                         "torn.safetensors");
+  expect_one_line_error(run_lth(std::string(base) + "--batch_size 100000 --save " + (dir / "t").string()),
+                        "fewer than one batch of 100000");
+  EXPECT_FALSE(fs::exists(dir / "t"));  // said before the run folder is made
   expect_one_line_error(run_lth("train --data_name nope --save " + (dir / "w").string()), "unknown dataset 'nope'");
   expect_one_line_error(run_lth("imp --set train.lr=abc --save " + (dir / "v").string()), "train.lr");
   expect_one_line_error(run_lth("train --no_such_flag 1 --save " + (dir / "u").string()), "--no_such_flag");
