@@ -5,11 +5,23 @@
 #include <malloc.h>
 #endif
 
+#include <cstdio>
 #include <filesystem>
-#include <iostream>
 
 #include "cli/commands.h"
 #include "common/error.h"
+
+namespace {
+
+// "lth: MESSAGE" with one write, so that the lines of ranks failing together under
+// `lth launch` do not interleave within a line.
+void report_error(const std::string& message) {
+  const std::string line = "lth: " + message + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
 #ifdef __GLIBC__
@@ -37,20 +49,20 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::cerr << "lth: " << e.what() << " (see --help)\n";
+    report_error(std::string(e.what()) + " (see --help)");
     return 2;
   } catch (const lth::UserError& e) {
-    std::cerr << "lth: " << e.what() << "\n";
+    report_error(e.what());
     return 2;
   } catch (const std::filesystem::filesystem_error& e) {
-    std::cerr << "lth: " << e.what() << "\n";  // permission denied, disk full, ...
+    report_error(e.what());  // permission denied, disk full, ...
     return 2;
   } catch (const c10::Error& e) {
     // A LibTorch check on user data (e.g. a shape mismatch in a hand-made checkpoint).
-    std::cerr << "lth: " << e.what_without_backtrace() << "\n";
+    report_error(e.what_without_backtrace());
     return 3;
   } catch (const std::exception& e) {
-    std::cerr << "lth: internal error: " << e.what() << "\n";
+    report_error(std::string("internal error: ") + e.what());
     return 4;
   }
   return 0;
