@@ -13,7 +13,9 @@ namespace lth::dist {
 // A collective in flight (Communicator::start_all_reduce_sum). wait() returns once its result
 // is in the tensor for the caller's purposes: on CPU/Gloo when it has arrived; on CUDA/NCCL
 // once the current stream is ordered after it, without blocking the host. Destroying a
-// handle that was not waited on waits.
+// handle that was not waited on waits (Gloo, NCCL) or abandons a collective that had not
+// started (shared memory, which runs it at wait()); either way the communicator must not be
+// used for further collectives after an error dropped a handle.
 class PendingCollective {
  public:
   virtual ~PendingCollective() = default;

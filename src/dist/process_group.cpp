@@ -183,10 +183,14 @@ class C10dCommunicator final : public Communicator {
 
   // A shared-memory all-reduce, run when waited on. One dropped unwaited is not run: the
   // rank is unwinding from an error, and starting a collective its peers may never join
-  // would only hold up its exit (they see its process gone instead).
+  // would only hold up its exit (they see its process gone instead). The communicator is
+  // then out of step with its peers, so any later collective on it throws.
   class Deferred final : public PendingCollective {
    public:
     Deferred(C10dCommunicator* owner, torch::Tensor flat) : owner_(owner), flat_(std::move(flat)) {}
+    ~Deferred() override {
+      if (flat_.defined()) owner_->out_of_step_ = true;
+    }
     void wait() override {
       if (!flat_.defined()) return;
       auto flat = std::move(flat_);
@@ -229,6 +233,8 @@ class C10dCommunicator final : public Communicator {
   }
 
   void run_local(const char* what, const std::function<void()>& op) const {
+    require(!out_of_step_, fmt::format("rank {}: {} after an abandoned collective: this rank is out of step "
+                                       "with its peers (internal error)", rank_, what));
     try {
       op();
     } catch (const PeerLost& e) {
@@ -239,6 +245,7 @@ class C10dCommunicator final : public Communicator {
   c10::intrusive_ptr<c10d::Store> store_;  // kept alive for the group's lifetime
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
   std::unique_ptr<SharedMemoryGroup> local_;  // all ranks on this host, CPU tensors
+  bool out_of_step_ = false;                  // a Deferred sum was dropped unrun
   int rank_;
   int world_size_;
   std::chrono::milliseconds timeout_;
@@ -257,19 +264,21 @@ std::string host_identity() {
   return fmt::format("{}|{}|{}", name.data(), boot, ipc_namespace);
 }
 
-// When every rank runs on this host, they map one shared-memory segment (rank 0 creates
-// it) for their CPU sums and barriers; nullptr otherwise, or when any rank cannot map it
-// (then all use Gloo, and the rank that failed says why on stderr). Every rank takes the
-// same decision: each reads every rank's answer from the store.
+// When every rank runs on this host and wants it (LTH_DIST_SHM), they map one
+// shared-memory segment (rank 0 creates it) for their CPU sums and barriers; nullptr
+// otherwise, or when any rank cannot map it (then all use Gloo, and the rank that failed
+// says why on stderr). Every rank takes the same decision: each reads every rank's answers
+// from the store, so ranks started with different LTH_DIST_SHM agree on Gloo.
 std::unique_ptr<SharedMemoryGroup> join_shared_memory(c10d::Store& store, const ProcessGroupEnv& env) {
   auto key = [](const char* what, int rank) { return fmt::format("lth/shm/{}/{}", what, rank); };
   auto bytes = [](const std::string& text) { return std::vector<uint8_t>(text.begin(), text.end()); };
   auto text = [](const std::vector<uint8_t>& value) { return std::string(value.begin(), value.end()); };
-  const auto host = host_identity();
+  const auto host = fmt::format("{}|shm={}", host_identity(), env.shared_memory ? 1 : 0);
   store.set(key("host", env.rank), bytes(host));
-  for (int r = 0; r < env.world_size; ++r) {
-    if (text(store.get(key("host", r))) != host) return nullptr;  // ranks on several machines
-  }
+  bool agree = true;
+  for (int r = 0; r < env.world_size; ++r) agree = text(store.get(key("host", r))) == host && agree;
+  // Ranks on several machines, or some started with LTH_DIST_SHM=0.
+  if (!agree || !env.shared_memory) return nullptr;
   SharedMemoryOptions options;
   options.rank = env.rank;
   options.world_size = env.world_size;
@@ -440,7 +449,7 @@ CommunicatorPtr make_communicator(const ProcessGroupEnv& env, torch::Device devi
                                 seconds));
   }
   std::unique_ptr<SharedMemoryGroup> local;
-  if (env.shared_memory && comm_device.is_cpu()) {
+  if (comm_device.is_cpu()) {
     try {
       local = join_shared_memory(*store, env);
     } catch (const std::exception& e) {

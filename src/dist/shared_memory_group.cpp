@@ -16,6 +16,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 namespace lth::dist {
@@ -33,6 +35,11 @@ struct alignas(64) SharedMemoryGroup::RankLine {
   std::atomic<uint32_t> sleepers;     // peers in FUTEX_WAIT on `generation`
   std::atomic<int32_t> pid;
   std::atomic<uint64_t> pid_namespace;  // inode of /proc/self/ns/pid; 0 = unknown
+  // What this rank's current chunk in each slot set holds (bytes and dtype, see
+  // chunk_shape), so that ranks disagreeing on a collective fail instead of summing stale
+  // bytes. One per set: a rank may already describe its next chunk (in the other set)
+  // while a slower peer still checks this one.
+  std::atomic<uint64_t> shape[2];
 };
 
 namespace {
@@ -82,6 +89,35 @@ bool reached(uint32_t seen, uint32_t generation) {
   return static_cast<int32_t>(seen - generation) >= 0;  // modulo 2^32
 }
 
+// A chunk's size and dtype in one word.
+uint64_t chunk_shape(int64_t bytes, c10::ScalarType dtype) {
+  return (static_cast<uint64_t>(bytes) << 8) | static_cast<uint64_t>(static_cast<uint8_t>(dtype));
+}
+
+std::string describe_shape(uint64_t shape) {
+  return fmt::format("{} bytes of {}", shape >> 8, c10::toString(static_cast<c10::ScalarType>(shape & 0xff)));
+}
+
+// Removes segments that earlier jobs of this machine left behind when their rank 0 was
+// killed during set-up (after creating the name, before every rank had mapped it): names
+// of our pattern, /lth-<port>-<pid>-<hex>, whose pid is gone and which are over a minute
+// old. Best effort: any doubt leaves the name alone.
+void remove_stale_segments() {
+  std::error_code error;
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", error)) {
+    const auto name = entry.path().filename().string();
+    int port = 0, pid = 0;
+    char hex[17] = {};
+    if (std::sscanf(name.c_str(), "lth-%d-%d-%16[0-9a-f]", &port, &pid, hex) != 3 || pid <= 0) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    std::error_code time_error;
+    const auto modified = entry.last_write_time(time_error);
+    if (time_error || now - modified < std::chrono::minutes(1)) continue;
+    ::shm_unlink(("/" + name).c_str());
+  }
+}
+
 uint64_t pid_namespace_inode() {
   struct stat st{};
   if (::stat("/proc/self/ns/pid", &st) != 0) return 0;
@@ -117,6 +153,7 @@ std::unique_ptr<SharedMemoryGroup> SharedMemoryGroup::create(const std::string& 
   const int64_t slot = options.slot_bytes > 0 ? options.slot_bytes : default_slot_bytes(options.world_size);
   if (slot % static_cast<int64_t>(kPage) != 0) throw std::runtime_error("shared memory: slot size must be whole pages");
   const size_t size = shared_memory_bytes(options.world_size, slot);
+  remove_stale_segments();
   const int fd = ::shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
   if (fd < 0) throw std::runtime_error(errno_text("cannot create " + name));
   // Reserve the pages now: ftruncate alone would let a full /dev/shm kill us with SIGBUS at
@@ -130,7 +167,14 @@ std::unique_ptr<SharedMemoryGroup> SharedMemoryGroup::create(const std::string& 
     throw std::runtime_error(fmt::format("cannot reserve {} bytes for {}: {}", size, name,
                                          std::strerror(reserve != 0 ? reserve : map_errno)));
   }
-  std::unique_ptr<SharedMemoryGroup> group(new SharedMemoryGroup(name, options, slot, base, size));
+  std::unique_ptr<SharedMemoryGroup> group;
+  try {
+    group.reset(new SharedMemoryGroup(name, options, slot, base, size));
+  } catch (...) {
+    ::munmap(base, size);
+    ::shm_unlink(name.c_str());
+    throw;
+  }
   group->linked_ = true;
   auto* header = static_cast<Header*>(base);
   header->world_size = static_cast<uint32_t>(options.world_size);
@@ -147,12 +191,24 @@ std::unique_ptr<SharedMemoryGroup> SharedMemoryGroup::open(const std::string& na
   const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
   if (fd < 0) throw std::runtime_error(errno_text("cannot open " + name));
   struct stat st{};
-  const bool sized = ::fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) == size;
+  if (::fstat(fd, &st) != 0) {
+    const auto problem = errno_text("cannot inspect " + name);
+    ::close(fd);
+    throw std::runtime_error(problem);
+  }
+  const bool sized = static_cast<size_t>(st.st_size) == size;
   void* base = sized ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+  const int map_errno = errno;
   ::close(fd);
   if (!sized) throw std::runtime_error(fmt::format("{} is not the segment of {} ranks", name, options.world_size));
-  if (base == MAP_FAILED) throw std::runtime_error(errno_text("cannot map " + name));
-  std::unique_ptr<SharedMemoryGroup> group(new SharedMemoryGroup(name, options, slot, base, size));
+  if (base == MAP_FAILED) throw std::runtime_error(fmt::format("cannot map {}: {}", name, std::strerror(map_errno)));
+  std::unique_ptr<SharedMemoryGroup> group;
+  try {
+    group.reset(new SharedMemoryGroup(name, options, slot, base, size));
+  } catch (...) {
+    ::munmap(base, size);
+    throw;
+  }
   const auto* header = static_cast<const Header*>(base);
   if (header->magic.load(std::memory_order_acquire) != kMagic ||
       header->world_size != static_cast<uint32_t>(options.world_size) || header->slot_bytes != slot) {
@@ -174,11 +230,26 @@ void SharedMemoryGroup::unlink_name() {
 
 bool SharedMemoryGroup::supports(const torch::Tensor& t) {
   if (!t.defined() || !t.device().is_cpu()) return false;
-  const auto dtype = t.scalar_type();
-  return c10::isFloatingType(dtype) || c10::isIntegralType(dtype, /*includeBool=*/false);
+  // Listed, not isFloatingType/isIntegralType: newer LibTorch adds dtypes (float8, unsigned
+  // 16-64 bit) that CPU add may not sum.
+  switch (t.scalar_type()) {
+    case c10::ScalarType::Float:
+    case c10::ScalarType::Double:
+    case c10::ScalarType::Half:
+    case c10::ScalarType::BFloat16:
+    case c10::ScalarType::Byte:
+    case c10::ScalarType::Char:
+    case c10::ScalarType::Short:
+    case c10::ScalarType::Int:
+    case c10::ScalarType::Long:
+      return true;
+    default:
+      return false;
+  }
 }
 
 SharedMemoryGroup::RankLine& SharedMemoryGroup::line(int rank) const {
+  static_assert(sizeof(RankLine) == kLine, "one cache line per rank");
   return *reinterpret_cast<RankLine*>(static_cast<std::byte*>(base_) + kLine * (1 + static_cast<size_t>(rank)));
 }
 
@@ -209,7 +280,7 @@ bool SharedMemoryGroup::peer_is_gone(int peer) const {
   return close != std::string::npos && close + 2 < text.size() && (text[close + 2] == 'Z' || text[close + 2] == 'X');
 }
 
-void SharedMemoryGroup::wait_for(int peer, uint32_t generation) {
+void SharedMemoryGroup::wait_for(int peer, uint32_t generation, std::chrono::steady_clock::time_point deadline) {
   auto& theirs = line(peer);
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
@@ -218,7 +289,6 @@ void SharedMemoryGroup::wait_for(int peer, uint32_t generation) {
     cpu_relax();
     if ((spin & 63) == 63 && Clock::now() - start > kSpin) break;
   }
-  const auto deadline = start + timeout_;
   while (true) {
     // Announce the sleep before the last look, so that an arrival either is seen here or
     // sees the sleeper and wakes it (both sides sequentially consistent).
@@ -233,7 +303,12 @@ void SharedMemoryGroup::wait_for(int peer, uint32_t generation) {
     theirs.sleepers.fetch_sub(1, std::memory_order_seq_cst);
     if (reached(theirs.generation.load(std::memory_order_acquire), generation)) return;
     if (Clock::now() >= deadline) throw PeerLost(fmt::format("rank {} did not arrive", peer));
-    if (peer_is_gone(peer)) throw PeerLost(fmt::format("rank {} exited", peer));
+    if (peer_is_gone(peer)) {
+      // It may have arrived, finished its last collective and exited normally since the
+      // look above: only a peer gone without arriving is lost.
+      if (reached(theirs.generation.load(std::memory_order_acquire), generation)) return;
+      throw PeerLost(fmt::format("rank {} exited", peer));
+    }
   }
 }
 
@@ -242,8 +317,10 @@ void SharedMemoryGroup::arrive_and_wait() {
   auto& mine = line(rank_);
   mine.generation.store(generation, std::memory_order_seq_cst);
   if (mine.sleepers.load(std::memory_order_seq_cst) > 0) futex_wake_all(&mine.generation);
+  // One deadline for the whole barrier, however many peers are late.
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (int peer = 0; peer < world_size_; ++peer) {
-    if (peer != rank_) wait_for(peer, generation);
+    if (peer != rank_) wait_for(peer, generation, deadline);
   }
 }
 
@@ -255,7 +332,16 @@ void SharedMemoryGroup::reduce_chunk(std::byte* data, int64_t bytes, c10::Scalar
   // have read: they read the other set.
   const int set = static_cast<int>(calls_++ % 2);
   std::memcpy(slot(set, rank_), data, static_cast<size_t>(bytes));
+  const uint64_t shape = chunk_shape(bytes, dtype);
+  line(rank_).shape[set].store(shape, std::memory_order_relaxed);  // published by the barrier's store
   arrive_and_wait();
+  for (int r = 0; r < world_size_; ++r) {
+    const uint64_t theirs = line(r).shape[set].load(std::memory_order_relaxed);
+    if (theirs != shape) {
+      throw std::invalid_argument(fmt::format("shared memory all-reduce: rank {} sums {} where rank {} sums {}",
+                                              r, describe_shape(theirs), rank_, describe_shape(shape)));
+    }
+  }
   const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
   const int64_t numel = bytes / element;
   const auto options = torch::TensorOptions().dtype(dtype);

@@ -17,7 +17,9 @@
 //
 // Failures: a peer that does not arrive within the timeout, or whose process is gone (pids
 // are checked every 100 ms while waiting, when all ranks share a pid namespace), makes the
-// waiting rank throw PeerLost with the problem in one line.
+// waiting rank throw PeerLost with the problem in one line. Segments that a killed job left
+// in /dev/shm (its rank 0 died during set-up, before the name was removed) are removed by
+// the next job's rank 0 once their creator's pid is gone.
 #include <torch/types.h>
 
 #include <chrono>
@@ -63,7 +65,8 @@ class SharedMemoryGroup {
 
   // Whether all_reduce_sum takes this tensor: on the CPU, of an arithmetic dtype.
   static bool supports(const torch::Tensor& t);
-  // In-place sum over ranks; `t` contiguous, on the CPU, the same shape and dtype everywhere.
+  // In-place sum over ranks; `t` contiguous, on the CPU, the same shape and dtype everywhere
+  // (ranks that disagree on a chunk's size or dtype throw std::invalid_argument).
   void all_reduce_sum(torch::Tensor& t);
   void barrier();
 
@@ -79,7 +82,7 @@ class SharedMemoryGroup {
   std::byte* slot(int set, int rank) const;
   void publish_identity();
   void arrive_and_wait();
-  void wait_for(int peer, uint32_t generation);
+  void wait_for(int peer, uint32_t generation, std::chrono::steady_clock::time_point deadline);
   bool peer_is_gone(int peer) const;
   void reduce_chunk(std::byte* data, int64_t bytes, c10::ScalarType dtype);
 

@@ -1,6 +1,7 @@
 #include "models/precision.h"
 
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/DeviceGuard.h>
 
 #include "common/error.h"
 
@@ -8,8 +9,12 @@ namespace lth::models {
 namespace {
 
 // Native bf16 on a CUDA device: LibTorch exposes this through its CUDA hooks (cuDNN v8 on a
-// compute-capability-8 GPU), so this file needs no CUDA headers and builds CPU-only.
-bool cuda_has_native_bf16() { return at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8(); }
+// compute-capability-8 GPU), so this file needs no CUDA headers and builds CPU-only. The
+// hooks ask the current device: make it `device` (cuda:1 on a machine with mixed GPUs).
+bool cuda_has_native_bf16(torch::Device device) {
+  const c10::OptionalDeviceGuard guard(device.has_index() ? c10::optional<c10::Device>(device) : c10::nullopt);
+  return at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
+}
 
 }  // namespace
 
@@ -43,11 +48,11 @@ torch::ScalarType compute_dtype(Precision precision) {
 Precision resolve_precision(const std::string& name, bool mixed_precision, torch::Device device) {
   auto precision = parse_precision(name, "precision");
   if (precision == Precision::kFloat32 && mixed_precision) {
-    precision = !device.is_cuda() || cuda_has_native_bf16() ? Precision::kBFloat16 : Precision::kFloat16;
+    precision = !device.is_cuda() || cuda_has_native_bf16(device) ? Precision::kBFloat16 : Precision::kFloat16;
   }
   require(!(precision == Precision::kFloat16 && !device.is_cuda()),
           "precision fp16: float16 autocast needs a CUDA device (use bf16 on CPU)");
-  require(!(precision == Precision::kBFloat16 && device.is_cuda() && !cuda_has_native_bf16()),
+  require(!(precision == Precision::kBFloat16 && device.is_cuda() && !cuda_has_native_bf16(device)),
           "precision bf16: this GPU has no native bfloat16 (compute capability < 8); use fp16");
   return precision;
 }

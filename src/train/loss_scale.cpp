@@ -28,8 +28,10 @@ torch::Tensor LossScaler::update(const torch::Tensor& found_non_finite) {
   // Finite steps in a row, reset by an overflow; the scale grows when they reach the interval.
   auto steps = torch::where(overflow, torch::zeros_like(finite_steps_), finite_steps_ + 1);
   const auto grow = steps.ge(config_.growth_interval);
+  // As GradScaler: never grow past float32's range (an infinite scale could not back off).
+  const auto grown = scale_ * config_.growth_factor;
   scale_ = torch::where(overflow, scale_ * config_.backoff_factor,
-                        torch::where(grow, scale_ * config_.growth_factor, scale_));
+                        torch::where(grow.logical_and(grown.isfinite()), grown, scale_));
   finite_steps_ = torch::where(grow, torch::zeros_like(steps), steps);
   return overflow.logical_not();
 }

@@ -116,6 +116,7 @@ class Phase {
     start_iteration_ = state_.iteration;
     while (state_.iteration < config_.schedule.total_steps) {
       auto batch = feeder.next();
+      require(static_cast<bool>(batch), "internal: the training loader ended (it repeats forever)");
       train_step(*batch);
       state_.position = feeder.position();
       if (state_.iteration % config_.eval_every == 0 ||

@@ -51,6 +51,20 @@ TEST(LossScaler, GrowsAfterGrowthIntervalFiniteSteps) {
   EXPECT_EQ(s.scale(), 4096.0);
 }
 
+// As GradScaler: the scale stops below float32's overflow instead of becoming infinite
+// (an infinite scale would skip every later step and could not be saved as a number).
+TEST(LossScaler, NeverGrowsPastFloat32) {
+  LossScaler::Config c;
+  c.initial_scale = 1e38f;
+  c.growth_interval = 1;
+  LossScaler s(c);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(s.update(false));
+  EXPECT_TRUE(std::isfinite(s.scale()));
+  EXPECT_FLOAT_EQ(static_cast<float>(s.scale()), 2e38f);  // 4e38 would overflow float32
+  EXPECT_FALSE(s.update(true));
+  EXPECT_FLOAT_EQ(static_cast<float>(s.scale()), 1e38f);
+}
+
 TEST(LossScaler, OverflowResetsTheGrowthCount) {
   LossScaler s(small_config());
   s.update(false);

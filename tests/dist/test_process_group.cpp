@@ -245,6 +245,32 @@ TEST(DataParallel, ImpOnTwoRanksEqualsOneRank) {
   EXPECT_TRUE(fs::exists(d / "two" / "report.md"));
 }
 
+// Ranks started with different LTH_DIST_SHM agree on Gloo instead of waiting on each
+// other in two transports.
+TEST(DataParallel, RanksDisagreeingOnSharedMemoryAllUseGloo) {
+  TempDir dir("disagree");
+  const auto d = dir.path();
+  const int port = free_port();
+  std::vector<std::unique_ptr<Subprocess>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    auto env = rank_env(r, 2, port, 20);
+    env["LTH_DIST_SHM"] = r == 0 ? "1" : "0";
+    ranks.push_back(std::make_unique<Subprocess>(
+        std::vector<std::string>{kWorker, "train", "--model", "lenet300_100", "--image_size", "28", "--channels",
+                                 "1", "--prunable", "all", "--steps", "3", "--batch", "16", "--eval_every", "3",
+                                 "--out", d.string()},
+        env, d / ("r" + std::to_string(r) + ".out"), d / ("r" + std::to_string(r) + ".err")));
+  }
+  for (int r = 0; r < 2; ++r) {
+    const auto status = ranks[r]->wait_for(60s);
+    ASSERT_TRUE(status.has_value()) << "rank " << r << " still running after 60 s";
+    EXPECT_EQ(exit_code(status), 0) << read_text(d / ("r" + std::to_string(r) + ".err"));
+  }
+  const auto rank0 = io::load_checkpoint(d / "rank0.safetensors");
+  const auto rank1 = io::load_checkpoint(d / "rank1.safetensors");
+  for (const auto& [name, t] : rank0.state) EXPECT_TRUE(torch::equal(t, rank1.state.at(name))) << name;
+}
+
 // --- failures ---------------------------------------------------------------------------
 
 // A rank SIGKILLed mid-training: its peer stops with one clear line, quickly, through

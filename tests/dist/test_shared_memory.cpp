@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <torch/torch.h>
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
@@ -77,8 +81,10 @@ torch::Tensor rank_order_sum(int world, int call, int64_t numel, c10::ScalarType
   return sum;
 }
 
+// `calls` sums on `world` ranks, sizes and dtypes cycling through the lists; with
+// `barriers`, a barrier() after every odd call (barriers and sums share the generations).
 void expect_rank_order_sums(int world, int64_t slot_bytes, const std::vector<int64_t>& sizes,
-                            const std::vector<c10::ScalarType>& dtypes, int calls) {
+                            const std::vector<c10::ScalarType>& dtypes, int calls, bool barriers = false) {
   // The expected sums, computed before the ranks start (torch's RNG is global).
   std::vector<torch::Tensor> inputs, expected;
   for (int call = 0; call < calls; ++call) {
@@ -93,6 +99,7 @@ void expect_rank_order_sums(int world, int64_t slot_bytes, const std::vector<int
       auto t = inputs[call * world + rank].clone();
       group.all_reduce_sum(t);
       results[rank].push_back(t);
+      if (barriers && call % 2 == 1) group.barrier();
     }
   });
   for (int r = 0; r < world; ++r) {
@@ -109,20 +116,53 @@ TEST(SharedMemoryGroup, TwoRanksSumBitForBitOverManyCalls) {
 }
 
 // Three ranks: the order of the sum matters for floats, and the result is the rank-order
-// one on every rank. 1.5 M floats in 2 MiB slots: three chunks, each above the direct-sum
-// threshold (reduce-scatter, then all-gather); small tensors take the direct path.
+// one on every rank. 1.5 M elements in 2 MiB slots: several chunks, each above the
+// direct-sum threshold (reduce-scatter, then all-gather) for float32, bf16 and int64 alike;
+// small tensors take the direct path; barriers in between.
 TEST(SharedMemoryGroup, ThreeRanksSumInRankOrderThroughBothPaths) {
   const auto world = 3;
   const int64_t big = 1500000;
   auto a = rank_order_sum(world, 0, big, torch::kFloat32);
   auto reversed = input(2, 0, big, torch::kFloat32) + input(1, 0, big, torch::kFloat32) + input(0, 0, big, torch::kFloat32);
   ASSERT_FALSE(torch::equal(a, reversed)) << "inputs too tame: the order of the sum must show";
-  expect_rank_order_sums(world, 2 << 20, {big, 5, 33333}, {torch::kFloat32, torch::kBFloat16, torch::kInt32}, 9);
+  expect_rank_order_sums(world, 2 << 20, {big, 5, 33333, 777}, {torch::kFloat32, torch::kBFloat16, torch::kInt64},
+                         12, /*barriers=*/true);
 }
 
 TEST(SharedMemoryGroup, FourRanksWithUnevenSegments) {
-  // 1,048,583 floats (a prime): segments of unequal length; slot 4 MiB: one chunk.
-  expect_rank_order_sums(4, 4 << 20, {1048583, 3}, {torch::kFloat32}, 4);
+  // 1,000,003 floats (4,000,012 bytes, one chunk of a 4 MiB slot, reduce-scatter): four
+  // segments, not all of one length.
+  expect_rank_order_sums(4, 4 << 20, {1000003, 3}, {torch::kFloat32, torch::kInt32}, 4);
+}
+
+// A lost wake-up would not fail a sum (sleeps end every 100 ms) but would make barriers
+// slow: 20 of these 100 make a rank sleep on the futex, and lost wake-ups there would cost
+// at least 2 s.
+TEST(SharedMemoryGroup, BarriersDoNotWaitOutTheirSleep) {
+  const auto start = Clock::now();
+  run_ranks(2, 64 << 10, 20s, [&](int rank, SharedMemoryGroup& group) {
+    for (int i = 0; i < 100; ++i) {
+      if (rank == i % 2 && i % 5 == 0) std::this_thread::sleep_for(2ms);  // make the other one sleep
+      group.barrier();
+    }
+  });
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 1.5);
+}
+
+// Ranks that disagree on a collective (sizes, dtypes) fail on every rank instead of
+// summing stale bytes.
+TEST(SharedMemoryGroup, RanksDisagreeingOnTheTensorFail) {
+  std::vector<std::string> errors(2);
+  run_ranks(2, 64 << 10, 20s, [&](int rank, SharedMemoryGroup& group) {
+    auto t = torch::ones({rank == 0 ? 10 : 12});
+    try {
+      group.all_reduce_sum(t);
+    } catch (const std::invalid_argument& e) {
+      errors[rank] = e.what();
+    }
+  });
+  EXPECT_EQ(errors[0], "shared memory all-reduce: rank 1 sums 48 bytes of Float where rank 0 sums 40 bytes of Float");
+  EXPECT_EQ(errors[1], "shared memory all-reduce: rank 0 sums 40 bytes of Float where rank 1 sums 48 bytes of Float");
 }
 
 TEST(SharedMemoryGroup, BarrierWaitsForTheSlowestRank) {
@@ -189,6 +229,38 @@ TEST(SharedMemoryGroup, NameIsGoneOnceUnlinkedAndOtherShapesAreRefused) {
   creator->all_reduce_sum(t);
   other.join();
   EXPECT_TRUE(torch::equal(t, torch::full({4}, 3.0)));
+}
+
+// A segment left by a killed job (its creator's pid gone, over a minute old) is removed when
+// the next group is created; a live job's, or a fresh one, is left alone.
+TEST(SharedMemoryGroup, StaleSegmentsOfKilledJobsAreRemoved) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // `child` is now a pid without a process
+  auto make = [](const std::string& name, bool old) {
+    const int fd = ::shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);
+    ASSERT_GE(fd, 0) << name;
+    if (old) {
+      const timespec times[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 120, 0}};
+      ASSERT_EQ(::futimens(fd, times), 0);
+    }
+    ::close(fd);
+  };
+  auto exists = [](const std::string& name) { return std::filesystem::exists("/dev/shm" + name); };
+  const auto dead_old = "/lth-1-" + std::to_string(child) + "-00c0ffee";
+  const auto dead_new = "/lth-2-" + std::to_string(child) + "-00c0ffee";
+  const auto live_old = "/lth-3-" + std::to_string(::getpid()) + "-00c0ffee";
+  make(dead_old, true);
+  make(dead_new, false);
+  make(live_old, true);
+  SharedMemoryOptions o;
+  o.world_size = 2;
+  auto group = SharedMemoryGroup::create(unique_name(), o);
+  EXPECT_FALSE(exists(dead_old));
+  EXPECT_TRUE(exists(dead_new));
+  EXPECT_TRUE(exists(live_old));
+  for (const auto& name : {dead_old, dead_new, live_old}) ::shm_unlink(name.c_str());
 }
 
 TEST(SharedMemoryGroup, SlotsShrinkSoTheSegmentFitsSmallShm) {
