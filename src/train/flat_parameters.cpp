@@ -107,6 +107,12 @@ void FlatParameters::sync() {
   }
 }
 
+void FlatParameters::attach_grads() {
+  torch::NoGradGuard no_grad;
+  for (auto& m : members_)
+    if (!grad_attached(m)) m.param.mutable_grad() = m.grad_view;
+}
+
 void FlatParameters::zero_grads() {
   torch::NoGradGuard no_grad;
   for (auto& m : members_)

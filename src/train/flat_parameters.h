@@ -44,6 +44,10 @@ class FlatParameters {
   // brings every gradient into the grads buffer (an undefined gradient counts as zero; one
   // that is not the buffer's view is copied in). The parameters' .grad are left as they are.
   void sync();
+  // After sync(): makes every parameter's .grad the buffer's view again where it was not
+  // (its values were copied in), so that what is written into the grads buffer is what every
+  // .grad shows, and a later sync() copies nothing back over it.
+  void attach_grads();
   // Zeroes every gradient: one fill per group, re-attaching the buffer's view as .grad
   // wherever a gradient was undefined or replaced.
   void zero_grads();

@@ -27,6 +27,18 @@ MaskedSgd::MaskedSgd(std::vector<std::pair<std::string, torch::Tensor>> params,
 
 void MaskedSgd::zero_grad() { flat_.zero_grads(); }
 
+torch::Tensor MaskedSgd::unscale_gradients(const torch::Tensor& scale) {
+  torch::NoGradGuard no_grad;
+  flat_.sync();
+  flat_.attach_grads();
+  auto found = torch::zeros({}, scale.options());
+  for (const auto& group : flat_.groups()) {
+    group.grads.div_(scale);  // the padding is 0: it stays 0 and finite
+    found = torch::maximum(found, group.grads.isfinite().logical_not().any().to(scale.scalar_type()));
+  }
+  return found;
+}
+
 void MaskedSgd::step(double lr) { update(lr, torch::Tensor()); }
 void MaskedSgd::step(double lr, const torch::Tensor& apply) { update(lr, apply); }
 

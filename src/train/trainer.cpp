@@ -241,9 +241,7 @@ class Phase {
     state_.window_count += n;
     if (reducer_) reducer_->finish();
     if (scaling) {
-      std::vector<torch::Tensor> grads;
-      for (auto& p : net_.parameters()) grads.push_back(p.grad());
-      const auto apply = scaler_.update(scaler_.unscale(grads));
+      const auto apply = scaler_.update(optimizer_->unscale_gradients(scaler_.scale_tensor()));
       optimizer_->step(lr, apply);
     } else {
       optimizer_->step(lr);

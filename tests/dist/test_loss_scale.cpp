@@ -103,8 +103,8 @@ TEST(LossScaler, EmptyStateMeansFreshScaler) {
   EXPECT_EQ(s.state()["finite_steps"], 0);
 }
 
-// The trainer's step with loss scaling, on a linear model (see Phase::train_step and
-// Phase::unscale_and_check in src/train/trainer.cpp).
+// The trainer's step with loss scaling, on a linear model (see Phase::train_step in
+// src/train/trainer.cpp).
 struct ScaledStep {
   torch::nn::Linear model{torch::nn::LinearOptions(4, 3).bias(false)};
   std::unique_ptr<MaskedSgd> sgd;
@@ -132,12 +132,46 @@ struct ScaledStep {
       model->weight.mutable_grad()[1][2] = std::numeric_limits<float>::infinity();
     }
     // As the trainer: unscale, decide and apply on the device; read back only to report.
-    std::vector<torch::Tensor> grads{model->weight.grad()};
-    const auto apply = scaler.update(scaler.unscale(grads));
+    const auto apply = scaler.update(sgd->unscale_gradients(scaler.scale_tensor()));
     sgd->step(0.1, apply);
     return apply.item<bool>();
   }
 };
+
+// The optimiser's flat unscale gives exactly LossScaler::unscale's per-tensor values and
+// verdict, also for a gradient that was replaced by a tensor of its own (which .grad then
+// shows unscaled, and the step uses).
+TEST(LossScaler, FlatUnscaleEqualsThePerTensorOne) {
+  for (const bool inject : {false, true}) {
+    torch::manual_seed(7);
+    std::vector<std::pair<std::string, torch::Tensor>> params;
+    for (int i = 0; i < 4; ++i) params.emplace_back("p" + std::to_string(i), torch::randn({3 + i, 5}).requires_grad_());
+    std::vector<torch::Tensor> expected;
+    for (auto& [name, p] : params) {
+      p.mutable_grad() = torch::randn(p.sizes()) * 4096;
+      expected.push_back(p.grad().clone());
+    }
+    if (inject) expected[2][1][3] = std::numeric_limits<float>::infinity();
+    SgdConfig sc;
+    MaskedSgd sgd(params, {}, sc);  // adopts the gradients into its buffers
+    for (size_t i = 0; i < params.size(); ++i) {
+      torch::NoGradGuard no_grad;
+      params[i].second.mutable_grad().copy_(expected[i]);
+    }
+    params[1].second.mutable_grad() = expected[1].clone();  // displaced: not the buffer's view
+    const LossScaler reference(small_config());
+    const auto& scale = reference.scale_tensor();
+    std::vector<torch::Tensor> reference_grads;
+    for (auto& g : expected) reference_grads.push_back(g.clone());
+    const auto reference_found = reference.unscale(reference_grads);
+    const auto found = sgd.unscale_gradients(scale);
+    EXPECT_EQ(found.item<float>(), reference_found.item<float>()) << inject;
+    EXPECT_EQ(found.item<float>(), inject ? 1.0f : 0.0f);
+    for (size_t i = 0; i < params.size(); ++i) {
+      EXPECT_TRUE(torch::equal(params[i].second.grad(), reference_grads[i])) << "gradient " << i;
+    }
+  }
+}
 
 TEST(LossScaler, InjectedInfinitySkipsTheUpdate) {
   ScaledStep s(small_config());
