@@ -44,6 +44,22 @@ std::map<std::string, std::string> rank_env(int rank, int world, int port, int t
                     {"LTH_DIST_TIMEOUT", std::to_string(timeout_s)}});
 }
 
+// Starts `world` ranks of `args` (kWorker first), each with rank_env plus its share of
+// `extra` (variable -> value per rank), writing DIR/r<R>.out and DIR/r<R>.err.
+std::vector<std::unique_ptr<Subprocess>> start_ranks(const fs::path& dir, const std::vector<std::string>& args,
+                                                     int world, int timeout_s,
+                                                     const std::map<std::string, std::vector<std::string>>& extra = {}) {
+  const int port = free_port();
+  std::vector<std::unique_ptr<Subprocess>> ranks;
+  for (int r = 0; r < world; ++r) {
+    auto env = rank_env(r, world, port, timeout_s);
+    for (const auto& [name, values] : extra) env[name] = values.at(static_cast<size_t>(r));
+    const auto stem = dir / ("r" + std::to_string(r));
+    ranks.push_back(std::make_unique<Subprocess>(args, env, stem.string() + ".out", stem.string() + ".err"));
+  }
+  return ranks;
+}
+
 // Runs `args` to completion (at most 60 s) and expects exit status 0.
 void run_ok(const std::vector<std::string>& args, const fs::path& dir, const std::string& name,
             const std::map<std::string, std::string>& env = clean_env()) {
@@ -250,17 +266,11 @@ TEST(DataParallel, ImpOnTwoRanksEqualsOneRank) {
 TEST(DataParallel, RanksDisagreeingOnSharedMemoryAllUseGloo) {
   TempDir dir("disagree");
   const auto d = dir.path();
-  const int port = free_port();
-  std::vector<std::unique_ptr<Subprocess>> ranks;
-  for (int r = 0; r < 2; ++r) {
-    auto env = rank_env(r, 2, port, 20);
-    env["LTH_DIST_SHM"] = r == 0 ? "1" : "0";
-    ranks.push_back(std::make_unique<Subprocess>(
-        std::vector<std::string>{kWorker, "train", "--model", "lenet300_100", "--image_size", "28", "--channels",
-                                 "1", "--prunable", "all", "--steps", "3", "--batch", "16", "--eval_every", "3",
-                                 "--out", d.string()},
-        env, d / ("r" + std::to_string(r) + ".out"), d / ("r" + std::to_string(r) + ".err")));
-  }
+  const auto ranks = start_ranks(d,
+                                 {kWorker, "train", "--model", "lenet300_100", "--image_size", "28", "--channels", "1",
+                                  "--prunable", "all", "--steps", "3", "--batch", "16", "--eval_every", "3", "--out",
+                                  d.string()},
+                                 2, 20, {{"LTH_DIST_SHM", {"1", "0"}}});
   for (int r = 0; r < 2; ++r) {
     const auto status = ranks[r]->wait_for(60s);
     ASSERT_TRUE(status.has_value()) << "rank " << r << " still running after 60 s";
@@ -280,16 +290,10 @@ TEST(DataParallel, KilledPeerStopsTheOtherRankWithAClearError) {
     SCOPED_TRACE("LTH_DIST_SHM=" + shm);
     TempDir dir("kill");
     const auto d = dir.path();
-    const int port = free_port();
-    std::vector<std::unique_ptr<Subprocess>> ranks;
-    for (int r = 0; r < 2; ++r) {
-      auto env = rank_env(r, 2, port, 10);
-      env["LTH_DIST_SHM"] = shm;
-      ranks.push_back(std::make_unique<Subprocess>(
-          std::vector<std::string>{kWorker, "train", "--model", "resnet20", "--steps", "1000000", "--eval_every",
-                                   "1000000", "--out", d.string()},
-          env, d / ("r" + std::to_string(r) + ".out"), d / ("r" + std::to_string(r) + ".err")));
-    }
+    const auto ranks = start_ranks(d,
+                                   {kWorker, "train", "--model", "resnet20", "--steps", "1000000", "--eval_every",
+                                    "1000000", "--out", d.string()},
+                                   2, 10, {{"LTH_DIST_SHM", {shm, shm}}});
     // Rank 0 logs "start" once every rank has joined; then let a few steps run.
     ASSERT_TRUE(wait_until([&] { return fs::exists(d / "run" / "metrics.jsonl"); }, 20s))
         << read_text(d / "r0.err") << read_text(d / "r1.err");
@@ -310,32 +314,31 @@ TEST(DataParallel, KilledPeerStopsTheOtherRankWithAClearError) {
   }
 }
 
-// A peer that stops responding without closing its sockets (SIGSTOP): the collective's
-// timeout fires (LTH_DIST_TIMEOUT = 3 s) instead of hanging.
+// A peer that stops responding without closing its sockets or exiting (SIGSTOP): the
+// collective's timeout fires (LTH_DIST_TIMEOUT = 3 s) instead of hanging, through shared
+// memory and through Gloo.
 TEST(DataParallel, StalledPeerTimesOut) {
-  TempDir dir("stall");
-  const auto d = dir.path();
-  const int port = free_port();
-  std::vector<std::unique_ptr<Subprocess>> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.push_back(std::make_unique<Subprocess>(
-        std::vector<std::string>{kWorker, "allreduce_loop", "--ready", (d / "ready").string()},
-        rank_env(r, 2, port, 3), d / ("r" + std::to_string(r) + ".out"), d / ("r" + std::to_string(r) + ".err")));
+  for (const std::string shm : {"1", "0"}) {
+    SCOPED_TRACE("LTH_DIST_SHM=" + shm);
+    TempDir dir("stall");
+    const auto d = dir.path();
+    const auto ranks = start_ranks(d, {kWorker, "allreduce_loop", "--ready", (d / "ready").string()}, 2, 3,
+                                   {{"LTH_DIST_SHM", {shm, shm}}});
+    ASSERT_TRUE(wait_until([&] { return fs::exists(d / "ready.0") && fs::exists(d / "ready.1"); }, 20s))
+        << read_text(d / "r0.err") << read_text(d / "r1.err");
+    const auto stopped_at = Clock::now();
+    ranks[1]->signal(SIGSTOP);
+    const auto status = ranks[0]->wait_for(25s);
+    const double seconds = std::chrono::duration<double>(Clock::now() - stopped_at).count();
+    ASSERT_TRUE(status.has_value()) << "rank 0 still running 25 s after its peer stalled";
+    EXPECT_EQ(exit_code(status), 2);
+    const auto err = read_text(d / "r0.err");
+    EXPECT_NE(err.find("lth: rank 0: lost contact with peer during all_reduce"), std::string::npos) << err;
+    EXPECT_NE(err.find("(timeout 3 s)"), std::string::npos) << err;
+    EXPECT_GE(seconds, 2.5);
+    EXPECT_LT(seconds, 20.0);
+    // ~Subprocess SIGKILLs the stopped rank.
   }
-  ASSERT_TRUE(wait_until([&] { return fs::exists(d / "ready.0") && fs::exists(d / "ready.1"); }, 20s))
-      << read_text(d / "r0.err") << read_text(d / "r1.err");
-  const auto stopped_at = Clock::now();
-  ranks[1]->signal(SIGSTOP);
-  const auto status = ranks[0]->wait_for(25s);
-  const double seconds = std::chrono::duration<double>(Clock::now() - stopped_at).count();
-  ASSERT_TRUE(status.has_value()) << "rank 0 still running 25 s after its peer stalled";
-  EXPECT_EQ(exit_code(status), 2);
-  const auto err = read_text(d / "r0.err");
-  EXPECT_NE(err.find("lth: rank 0: lost contact with peer during all_reduce"), std::string::npos) << err;
-  EXPECT_NE(err.find("(timeout 3 s)"), std::string::npos) << err;
-  EXPECT_GE(seconds, 2.5);
-  EXPECT_LT(seconds, 20.0);
-  // ~Subprocess SIGKILLs the stopped rank.
 }
 
 // A rank whose peers never arrive gives up after the timeout, naming the rendezvous.
