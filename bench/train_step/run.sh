@@ -80,24 +80,7 @@ run_variant() {
 }
 
 # 2. Rounds, alternating peer and ours; every other round in reverse order.
-for ((r = 1; r <= ROUNDS; r++)); do
-  order=("${VARIANT_LIST[@]}")
-  if (( r % 2 == 0 )); then
-    order=()
-    for ((i = ${#VARIANT_LIST[@]} - 1; i >= 0; i--)); do order+=("${VARIANT_LIST[i]}"); done
-  fi
-  for v in "${order[@]}"; do
-    name=${v}_r$r
-    before=$(cut -d' ' -f1-3 /proc/loadavg)
-    echo "== round $r: $v ($(date -u +%T), loadavg $before)"
-    start=$SECONDS
-    if run_variant "$v" > "$OUT/$name.out" 2> "$OUT/$name.err"; then rc=0; else rc=$?; fi
-    grep '^{' "$OUT/$name.out" | tail -n 1 > "$OUT/$name.json" || true
-    echo "   rc=$rc, $((SECONDS - start)) s, loadavg after $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "$name rc=$rc seconds=$((SECONDS - start)) loadavg_before=[$before] loadavg_after=[$(cut -d' ' -f1-3 /proc/loadavg)]" >> "$OUT/runs.txt"
-    (( rc == 0 )) || tail -n 5 "$OUT/$name.err" >&2
-  done
-done
+run_rounds "$ROUNDS" "$OUT" "${VARIANT_LIST[@]}"
 
 # 3. Tables.
 "$PY" "$HERE/summarize.py" "$OUT" | tee "$OUT/table.md"
