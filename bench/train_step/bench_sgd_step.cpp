@@ -29,58 +29,13 @@
 
 #include "common/threads.h"
 #include "models/network.h"
+#include "per_parameter_sgd.h"  // tests/train: the loop the fused step replaced
 #include "train/masked_sgd.h"
 
 namespace {
 
 using namespace lth;
 using Named = std::vector<std::pair<std::string, torch::Tensor>>;
-
-// MaskedSgd before the flat buffers (git show bf8fd21:src/train/masked_sgd.cpp), for timing.
-class PerParameterSgd {
- public:
-  PerParameterSgd(const Named& params, const std::map<std::string, torch::Tensor>& masks, train::SgdConfig config)
-      : config_(config) {
-    for (const auto& [name, p] : params) {
-      Slot slot{p, {}, torch::zeros_like(p)};
-      auto it = masks.find(name);
-      if (it != masks.end()) slot.mask = it->second.to(p.device(), p.scalar_type());
-      slots_.push_back(std::move(slot));
-    }
-  }
-  void step(double lr) {
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> grads;
-    grads.reserve(slots_.size());
-    for (auto& s : slots_) {
-      auto g = s.param.grad().defined() ? s.param.grad().clone() : torch::zeros_like(s.param);
-      if (config_.weight_decay != 0) g.add_(s.param, config_.weight_decay);
-      if (s.mask.defined()) g.mul_(s.mask);
-      grads.push_back(std::move(g));
-    }
-    if (config_.global_clip) {
-      auto squares = torch::zeros({}, grads.front().options());
-      for (const auto& g : grads) squares += g.pow(2).sum();
-      const auto norm = squares.sqrt();
-      const auto clip = *config_.global_clip;
-      const auto factor = clip / torch::clamp_min(norm, clip);
-      for (auto& g : grads) g.mul_(factor);
-    }
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      auto& s = slots_[i];
-      s.buffer.mul_(config_.momentum).add_(grads[i]);
-      s.param.add_(s.buffer, -lr);
-      if (s.mask.defined()) s.param.mul_(s.mask);
-    }
-  }
-
- private:
-  struct Slot {
-    torch::Tensor param, mask, buffer;
-  };
-  std::vector<Slot> slots_;
-  train::SgdConfig config_;
-};
 
 // RecordFunction takes plain function pointers, hence file-level counters; only main's
 // count_ops() touches them, on this thread.
@@ -177,7 +132,7 @@ int main(int argc, char** argv) {
     numel += p.numel();
     if (p.dim() == 4) masks[name] = torch::rand(p.sizes()) < 0.5;
   }
-  PerParameterSgd old_sgd(old_params, masks, config);
+  train::PerParameterSgd old_sgd(old_params, masks, config);
   train::MaskedSgd new_sgd(new_params, masks, config);
 
   const double lr = 1e-3;  // small: the weights stay finite over many steps

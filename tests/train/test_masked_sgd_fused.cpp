@@ -1,7 +1,8 @@
-// The fused MaskedSgd (flat buffers) against the per-parameter loop it replaced, kept here
-// verbatim as the reference: two copies of a real network trained side by side, each with
-// its own forward and backward, must hold bit-identical parameters and momentum after every
-// step (torch::equal), with and without decay, masks, clipping and undefined gradients.
+// The fused MaskedSgd (flat buffers) against the per-parameter loop it replaced, kept
+// verbatim as the reference (per_parameter_sgd.h): two copies of a real network trained
+// side by side, each with its own forward and backward, must hold bit-identical parameters
+// and momentum after every step (torch::equal), with and without decay, masks, clipping
+// and undefined gradients.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -12,73 +13,11 @@
 
 #include "common/threads.h"
 #include "models/network.h"
+#include "per_parameter_sgd.h"
 #include "train/masked_sgd.h"
 
 namespace lth::train {
 namespace {
-
-// MaskedSgd as it was before the flat buffers (git show bf8fd21:src/train/masked_sgd.cpp).
-class ReferenceSgd {
- public:
-  ReferenceSgd(std::vector<std::pair<std::string, torch::Tensor>> params,
-               std::map<std::string, torch::Tensor> masks, SgdConfig config)
-      : config_(config) {
-    for (auto& [name, p] : params) {
-      Slot slot{name, p, {}, torch::zeros_like(p)};
-      auto it = masks.find(name);
-      if (it != masks.end()) slot.mask = it->second.to(p.device(), p.scalar_type());
-      slots_.push_back(std::move(slot));
-    }
-  }
-
-  void zero_grad() {
-    for (auto& s : slots_) {
-      if (s.param.grad().defined()) s.param.mutable_grad().zero_();
-    }
-  }
-
-  void step(double lr) {
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> grads;
-    grads.reserve(slots_.size());
-    for (auto& s : slots_) {
-      auto g = s.param.grad().defined() ? s.param.grad().clone() : torch::zeros_like(s.param);
-      if (config_.weight_decay != 0) g.add_(s.param, config_.weight_decay);
-      if (s.mask.defined()) g.mul_(s.mask);
-      grads.push_back(std::move(g));
-    }
-    if (config_.global_clip) {
-      auto squares = torch::zeros({}, grads.front().options());
-      for (const auto& g : grads) squares += g.pow(2).sum();
-      const auto norm = squares.sqrt();
-      const auto clip = *config_.global_clip;
-      const auto factor = clip / torch::clamp_min(norm, clip);
-      for (auto& g : grads) g.mul_(factor);
-    }
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      auto& s = slots_[i];
-      s.buffer.mul_(config_.momentum).add_(grads[i]);
-      s.param.add_(s.buffer, -lr);
-      if (s.mask.defined()) s.param.mul_(s.mask);
-    }
-  }
-
-  std::map<std::string, torch::Tensor> momentum() const {
-    std::map<std::string, torch::Tensor> out;
-    for (const auto& s : slots_) out[s.name] = s.buffer;
-    return out;
-  }
-
- private:
-  struct Slot {
-    std::string name;
-    torch::Tensor param;
-    torch::Tensor mask;
-    torch::Tensor buffer;
-  };
-  std::vector<Slot> slots_;
-  SgdConfig config_;
-};
 
 models::ModelConfig cifar_resnet20() {
   models::ModelConfig m;
@@ -134,7 +73,7 @@ void expect_identical_training(const Scenario& sc, int steps = 20) {
   for (const auto& [name, p] : before) values_before.push_back(p.detach().clone());
 
   MaskedSgd fused(named_parameters(*fused_net), masks, sc.sgd);
-  ReferenceSgd reference(named_parameters(*ref_net), masks, sc.sgd);
+  PerParameterSgd reference(named_parameters(*ref_net), masks, sc.sgd);
 
   // Adoption keeps the same tensor objects and their values.
   const auto after = named_parameters(*fused_net);
