@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/threads.h"
+#include "bench_models.h"
 #include "machine_state.h"
 #include "models/network.h"
 #include "pruning/mask.h"
@@ -140,14 +141,7 @@ int main(int argc, char** argv) {
 
   try {
     const int threads = configure_threads(o.threads);
-    models::ModelConfig mc;
-    mc.name = "resnet50";
-    mc.num_classes = 1000;
-    mc.in_channels = 3;
-    mc.image_size = 224;
-    mc.pixel_mean = {0.485, 0.456, 0.406};
-    mc.pixel_std = {0.229, 0.224, 0.225};
-    const auto net = models::make_network(mc, o.seed);
+    const auto net = models::make_network(model_config("resnet50"), o.seed);
     const auto dense = pruning::dense_masks(*net, pruning::PrunableSet::Conv);
     const auto all = pruning::snapshot_state(*net);
     pruning::TensorMap weights;
