@@ -11,17 +11,6 @@ LossScaler::LossScaler(Config config, torch::Device device)
 
 double LossScaler::scale() const { return scale_.item<double>(); }
 
-torch::Tensor LossScaler::unscale(std::vector<torch::Tensor>& gradients) const {
-  torch::NoGradGuard no_grad;
-  auto found = torch::zeros({}, scale_.options());
-  for (auto& g : gradients) {
-    if (!g.defined()) continue;
-    g.div_(scale_);
-    found = torch::maximum(found, g.isfinite().logical_not().any().to(torch::kFloat32));
-  }
-  return found;
-}
-
 torch::Tensor LossScaler::update(const torch::Tensor& found_non_finite) {
   torch::NoGradGuard no_grad;
   const auto overflow = found_non_finite.to(scale_.device()).gt(0);

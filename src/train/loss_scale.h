@@ -31,11 +31,8 @@ class LossScaler {
   // ... and its value on the host (waits for the device: for logs and tests).
   double scale() const;
 
-  // Divides every defined gradient by the scale in place and returns a float32 scalar on the
-  // device: 1 if any of them holds inf/NaN, else 0. No host synchronisation.
-  torch::Tensor unscale(std::vector<torch::Tensor>& gradients) const;
-
-  // Records one step's outcome (`found_non_finite`, as unscale returns) on the device and
+  // Records one step's outcome (`found_non_finite`: 1 if a gradient held inf/NaN, as
+  // MaskedSgd::unscale_gradients returns, which divides them by the scale) on the device and
   // returns a bool scalar there: whether the step's update should be applied.
   torch::Tensor update(const torch::Tensor& found_non_finite);
   // Host form of the same, for callers that already know (tests): returns whether to apply.

@@ -47,8 +47,8 @@ class MaskedSgd {
   void zero_grad();
   // Divides every gradient by `scale` (a float scalar on the parameters' device) in the flat
   // buffers, one kernel per group instead of one per tensor, and returns a float scalar on the
-  // device: 1 when any gradient is not finite, else 0. The same values as
-  // LossScaler::unscale over the parameters' .grad (the fp16 step's unscale, no host sync).
+  // device: 1 when any gradient is not finite, else 0. The same values as dividing each
+  // parameter's .grad by the scale (the fp16 step's unscale, no host sync).
   torch::Tensor unscale_gradients(const torch::Tensor& scale);
 
   // Momentum buffers by parameter name, for checkpoints.
