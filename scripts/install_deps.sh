@@ -21,6 +21,11 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "== install: ${#missing[@]} of ${#packages[@]} Debian packages missing; apt-get update + install (1-2 min)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" |
+    awk '/^(Unpacking|Setting up) / {n++; printf "\r   %d unpack/setup steps done", n; fflush()} END {print ""}'
+  echo "== install: done"
+else
+  echo "== install: all ${#packages[@]} Debian packages present"
 fi

@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 bash scripts/build.sh lth
 # The embedded default (holdout 5000), three replicates, the two classic controls.
+echo "== run: lth imp, the embedded default (about 2-3 min on 2 cores; it prints each phase)"
 ./build/lth imp --replicates 3 --branches reinit,random_pruning --save "${1:-runs/imp-fashion-mnist}"

@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
-bash scripts/build.sh
-cd build
+# The test binaries and the lth they run; the benchmarks build in .ci/run (or scripts/build.sh).
+bash scripts/build.sh lth lth_tests
+cd "${LTH_BUILD_DIR:-build}"
+echo "== test: $(ctest -N | sed -n 's/^Total Tests: //p') tests, one at a time (ctest prints each as it ends)"
+start=$(date +%s)
 ctest --output-on-failure -j1 --timeout 600
+echo "== test: done in $(( $(date +%s) - start )) s"

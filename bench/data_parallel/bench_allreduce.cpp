@@ -10,7 +10,7 @@
 //
 // Example: lth launch --nproc 2 -- bench_allreduce --model lenet300_100 --iters 500
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

@@ -9,7 +9,9 @@
 //
 // Example: bench_gpu_step --device cuda --precision bf16 --configs resnet50:256
 #include <torch/cuda.h>
-#include <torch/torch.h>
+#include <torch/cuda.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/types.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>

@@ -10,7 +10,8 @@
 //   eval_1core/eval_all the eval transform (centre crop + resize)
 // With --generate N, first writes N ImageNet-sized synthetic JPEGs (make-imagenet, 500 px).
 #include <spdlog/spdlog.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

@@ -18,7 +18,7 @@
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 #include <torch/version.h>
 
 #include <CLI/CLI.hpp>

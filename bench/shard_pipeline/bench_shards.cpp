@@ -12,7 +12,8 @@
 // cache), as images per second of wall time and per CPU-second of this process.
 // Prints a Markdown table and writes JSON with --json.
 #include <spdlog/spdlog.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>

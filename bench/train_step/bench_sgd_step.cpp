@@ -14,7 +14,8 @@
 //
 // Example: bench_sgd_step --threads 2 --model resnet50 --rounds 3 --steps 10 [--clip 1.0]
 #include <ATen/record_function.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

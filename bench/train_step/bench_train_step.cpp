@@ -21,7 +21,9 @@
 #include <gnu/libc-version.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 #include <torch/version.h>
 
 #include <CLI/CLI.hpp>

@@ -4,7 +4,7 @@
 // table; --json writes {"test": {set: {acc, nll, ece, count, skipped}}, "absent": [...]}
 // (accuracies are fractions in JSON, percentages in the table, as in summary.json).
 // Declared in cli/commands.h: void add_eval_command(CLI::App& app);
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdio>
 #include <fstream>
@@ -189,7 +189,7 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch_size", f->batch_size, "evaluation batch size")->capture_default_str();
   cmd->add_option("--num_workers", f->num_workers, "data loader threads")->capture_default_str();
-  cmd->add_option("--threads", f->threads, "intra-op threads (0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else all cores)")
+  cmd->add_option("--threads", f->threads, kThreadsHelp)
       ->capture_default_str();
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--strict_data", f->strict_data, "unreadable images are errors, not logged skips")

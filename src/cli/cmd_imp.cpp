@@ -40,7 +40,7 @@ void add_imp_command(CLI::App& app) {
                   "independent replicates, each in RUN/replicate_<r> (run.replicates)");
   cmd->add_option("--holdout", opt->holdout,
                   "training images held out to choose best_acc on, 0 = the test split (data.holdout)");
-  cmd->add_option("--threads", opt->threads, "intra-op threads, 0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else all cores (run.threads)");
+  cmd->add_option("--threads", opt->threads, std::string(kThreadsHelp) + " (run.threads)");
   cmd->add_option("--branches", opt->branches,
                   "control branches, comma-separated: reinit, random_pruning, rewind_init, "
                   "rewind_<N>, lr_rewind, finetune, shuffle_layerwise; pruning at the rewind "

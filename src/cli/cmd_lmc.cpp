@@ -152,7 +152,7 @@ void add_lmc_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--same_order", f->options.same_data_order,
                 "both copies see the same data order (isolates nondeterminism)");
-  cmd->add_option("--threads", f->threads, "intra-op threads, 0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else all cores");
+  cmd->add_option("--threads", f->threads, kThreadsHelp);
   cmd->callback([f] { run(*f); });
 }
 

@@ -88,7 +88,7 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
       ->capture_default_str();
   cmd->add_option("--prunable", c.prunable, "prunable set: conv, conv+linear, all")->capture_default_str();
   cmd->add_option("--strategy", c.strategy, "pruning strategy")->capture_default_str();
-  cmd->add_option("--threads", c.threads, "intra-op threads (0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else all cores)")->capture_default_str();
+  cmd->add_option("--threads", c.threads, kThreadsHelp)->capture_default_str();
   cmd->add_option("--precision", c.precision, "fp32, bf16 or fp16 (fp32 with --mixed_precision true = the device's mixed mode)")
       ->capture_default_str();
   cmd->add_flag("--deterministic", c.deterministic,

@@ -17,6 +17,11 @@ void add_make_shards_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_lmc_command(CLI::App& app);
 
+// Help text of every --threads flag: what 0 means (common/threads.h).
+inline constexpr const char* kThreadsHelp =
+    "intra-op threads; 0 = this process's share: OMP_NUM_THREADS if set (lth launch sets it to "
+    "cores / nproc), else SLURM_CPUS_PER_TASK, else every core this process may run on";
+
 // The reference's boolean spellings: yes/no, true/false, t/f, y/n, 1/0 (any case).
 bool parse_bool(const std::string& flag, const std::string& text);
 

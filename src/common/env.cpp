@@ -15,12 +15,13 @@ std::optional<std::string> env_value(const char* name) {
   return std::string(v);
 }
 
-int64_t parse_env_int(const char* name, const std::string& text, int64_t min, int64_t max) {
+int64_t parse_env_int(const char* name, const std::string& text, int64_t min, int64_t max,
+                      const char* expected) {
   int64_t value = 0;
   const auto* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, value);
   require(ec == std::errc() && ptr == end && value >= min && value <= max,
-          fmt::format("environment variable {}={}: expected an integer in [{}, {}]", name, text, min, max));
+          fmt::format("environment variable {}={}: expected {} in [{}, {}]", name, text, expected, min, max));
   return value;
 }
 

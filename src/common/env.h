@@ -11,7 +11,8 @@ namespace lth {
 std::optional<std::string> env_value(const char* name);
 
 // `text` (the value of variable `name`) as a whole decimal integer in [min, max]; UserError
-// "environment variable NAME=TEXT: expected an integer in [min, max]" otherwise.
-int64_t parse_env_int(const char* name, const std::string& text, int64_t min, int64_t max);
+// "environment variable NAME=TEXT: expected EXPECTED in [min, max]" otherwise.
+int64_t parse_env_int(const char* name, const std::string& text, int64_t min, int64_t max,
+                      const char* expected = "an integer");
 
 }  // namespace lth

@@ -4,11 +4,10 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <charconv>
-#include <cstdlib>
 #include <string>
 #include <thread>
 
+#include "common/env.h"
 #include "common/error.h"
 
 namespace lth {
@@ -17,16 +16,10 @@ namespace {
 // A positive thread count from `name`, or 0 when unset or empty. OpenMP allows a list
 // ("4,2": 4 threads at the outer level); its first entry is the count.
 int env_threads(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return 0;
-  const std::string text(v);
-  const std::string first = text.substr(0, text.find(','));
-  int value = 0;
-  const auto* end = first.data() + first.size();
-  const auto [ptr, ec] = std::from_chars(first.data(), end, value);
-  require(ec == std::errc() && ptr == end && value >= 1 && value <= 65536,
-          "environment variable " + std::string(name) + "=" + text + ": expected a thread count in [1, 65536]");
-  return value;
+  const auto text = env_value(name);
+  if (!text) return 0;
+  const std::string first = text->substr(0, text->find(','));
+  return static_cast<int>(parse_env_int(name, first, 1, 65536, "a thread count"));
 }
 
 }  // namespace
@@ -50,7 +43,7 @@ int default_threads() {
 }
 
 int configure_threads(int requested) {
-  require(requested >= 0, "--threads must be >= 0 (0 = all cores), got " + std::to_string(requested));
+  require(requested >= 0, "--threads must be >= 0 (0 = the default: OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else every core this process may use), got " + std::to_string(requested));
   const int n = requested == 0 ? default_threads() : requested;
   at::set_num_threads(n);
   return n;

@@ -3,7 +3,8 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
 
 #include <mutex>
 
@@ -42,7 +43,7 @@ struct GradientReducer::State {
   }
 
   void start(Bucket& b) {
-    torch::NoGradGuard no_grad;
+    at::NoGradGuard no_grad;
     int64_t offset = 0;
     for (const auto i : b.members) {
       const auto& p = parameters[i];
@@ -136,7 +137,7 @@ void GradientReducer::finish() {
     s.start_ready_buckets();
     s.armed = false;
   }
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   for (auto& b : s.buckets) {
     b.work->wait();
     b.work.reset();

@@ -6,7 +6,8 @@
 #include <torch/cuda.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
 
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -132,7 +133,7 @@ class C10dCommunicator final : public Communicator {
   // result back into the caller's tensors. A single contiguous tensor already on that device
   // is used in place, without a copy.
   void for_each_bucket(std::vector<torch::Tensor>& tensors, const std::function<void(torch::Tensor&)>& op) {
-    torch::NoGradGuard no_grad;
+    at::NoGradGuard no_grad;
     std::map<c10::ScalarType, std::vector<size_t>> by_dtype;
     for (size_t i = 0; i < tensors.size(); ++i) {
       if (tensors[i].defined() && tensors[i].numel() > 0) by_dtype[tensors[i].scalar_type()].push_back(i);

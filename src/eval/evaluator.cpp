@@ -1,6 +1,7 @@
 #include "eval/evaluator.h"
 
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
 
 #include "data/loader.h"
 #include "models/autocast.h"
@@ -73,7 +74,7 @@ EvalResult evaluate(models::Network& net, const data::DatasetPtr& dataset, const
 
   const bool was_training = net.is_training();
   net.eval();
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   const auto subset =
       torch::tensor(options.class_subset.empty() ? std::vector<int64_t>{} : options.class_subset,
                     torch::kInt64);

@@ -1,7 +1,7 @@
 #include "imp/cycle.h"
 
 #include <fmt/format.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <fstream>
 

@@ -1,6 +1,7 @@
 #include "imp/experiment.h"
 
 #include <ATen/Context.h>
+#include <fmt/format.h>
 #include <torch/cuda.h>
 
 #include <sstream>
@@ -69,6 +70,12 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
     val_class_subset = val_set->class_subset();
     selection = {{"set", "test"}, {"name", is_imagenet(config_.data_name) ? "imagenet" : config_.data_name}};
   }
+  // Said here, while nothing is written yet: the run folder a refused `lth imp` made for its
+  // lock is removed again (io::RunFolderLock).
+  require(train_set->size() >= config_.batch_size,
+          fmt::format("dataset {} has {} training samples{}, fewer than one batch of {} (lower train.batch_size)",
+                      train_set->describe(), train_set->size(),
+                      config_.holdout > 0 ? " after the hold-out" : "", config_.batch_size));
   if (is_imagenet(config_.data_name)) {
     // Every distribution-shift set present under the data root; absent ones are logged.
     eval::SuiteOptions so;

@@ -1,7 +1,9 @@
 #include "imp/lmc.h"
 
 #include <fmt/format.h>
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <fstream>
@@ -63,7 +65,7 @@ std::vector<torch::nn::BatchNorm2dImpl*> batchnorms(models::Network& net) {
 // theta(alpha) for parameters; running statistics interpolated too (overwritten later when
 // they are recomputed); other buffers (pixel statistics, counters) from the first copy.
 void interpolate(models::Network& net, const io::Checkpoint& a, const io::Checkpoint& b, double alpha) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   auto blend = [&](const std::string& name, torch::Tensor& target) {
     const auto& x = a.state.at(name);
     const auto& y = b.state.at(name);
@@ -98,7 +100,7 @@ void recompute_batchnorm(const Experiment& ex, models::Network& net, int64_t bat
   const bool was_training = net.is_training();
   net.train();
   {
-    torch::NoGradGuard no_grad;
+    at::NoGradGuard no_grad;
     const models::AutocastGuard autocast(ex.precision(), ex.device());
     for (int64_t i = 0; i < batches; ++i) {
       const auto batch = loader.next();

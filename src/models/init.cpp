@@ -1,7 +1,8 @@
 #include "models/init.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
 
 #include <cmath>
 
@@ -25,7 +26,7 @@ int64_t fan_in(const torch::Tensor& weight) {
 // Values are drawn on the CPU (the generator is a CPU one) and copied, so a parameter
 // already on an accelerator gets the same numbers.
 void truncated_standard_normal_(torch::Tensor& t, at::Generator& gen) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   auto draw = torch::empty(t.sizes(), torch::kFloat).normal_(0.0, 1.0, gen);
   for (;;) {
     const auto outside = draw.abs() > kTruncation;
@@ -37,13 +38,13 @@ void truncated_standard_normal_(torch::Tensor& t, at::Generator& gen) {
 }
 
 void he_truncated_normal_(torch::Tensor& weight, at::Generator& gen) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   truncated_standard_normal_(weight, gen);
   weight.mul_(std::sqrt(2.0 / static_cast<double>(fan_in(weight))) / kTruncatedStd);
 }
 
 void he_normal_(torch::Tensor& weight, at::Generator& gen) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   const double std = std::sqrt(2.0 / static_cast<double>(fan_in(weight)));
   weight.copy_(torch::empty(weight.sizes(), torch::kFloat).normal_(0.0, std, gen));
 }

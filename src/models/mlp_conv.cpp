@@ -1,6 +1,11 @@
 #include "models/mlp_conv.h"
 
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
 
 #include "common/error.h"
 #include "models/autocast.h"
@@ -14,7 +19,7 @@ namespace nn = torch::nn;
 
 // He-normal weights, zero biases, each weight from its own named generator.
 void init_he_zero_bias(NetworkBase& net, uint64_t seed) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   for (auto& p : net.named_parameters()) {
     if (p.value().dim() == 1) {
       p.value().zero_();

@@ -1,6 +1,11 @@
 #include "models/resnet.h"
 
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
 
 #include "common/error.h"
 #include "models/autocast.h"
@@ -37,7 +42,7 @@ class BlockImpl : public nn::Module {
     }
     // A zero-scale last BN starts each residual branch at zero, so every block begins as
     // its shortcut (Goyal et al. 2017).
-    torch::NoGradGuard no_grad;
+    at::NoGradGuard no_grad;
     bns_.back()->weight.zero_();
     if (stride != 1 || in != out) {
       downsample_ =
@@ -95,7 +100,7 @@ class ResNet : public NetworkBase {
   }
 
   void initialise(uint64_t seed) {
-    torch::NoGradGuard no_grad;
+    at::NoGradGuard no_grad;
     for (auto& p : named_parameters()) {
       if (kind_of(p.key()) != ParamKind::ConvKernel) continue;
       auto gen = init_generator(seed, p.key());

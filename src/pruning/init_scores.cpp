@@ -1,6 +1,9 @@
 #include "pruning/init_scores.h"
 
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/types.h>
 
 #include <cmath>
 
@@ -20,7 +23,7 @@ struct Masked {
 Masked apply_and_collect(models::Network& net, const MaskSet& masks) {
   const auto all = net.named_parameters();
   Masked m;
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   for (const auto& [name, mask] : masks) {
     const auto* p = all.find(name);
     require(p != nullptr, "pruning: the network has no parameter '" + name + "'");
@@ -223,7 +226,7 @@ TensorMap grasp_scores(models::Network& net, const MaskSet& masks, const Scoring
 
 TensorMap synflow_scores(models::Network& net, const MaskSet& masks) {
   {
-    torch::NoGradGuard no_grad;
+    at::NoGradGuard no_grad;
     for (auto& p : net.named_parameters()) p.value().abs_();
     for (auto& b : net.named_buffers()) {
       if (b.key() == "pixel_mean") {

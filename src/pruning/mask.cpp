@@ -1,6 +1,7 @@
 #include "pruning/mask.h"
 
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
 
 #include "common/error.h"
 
@@ -66,7 +67,7 @@ int64_t count_total(const MaskSet& masks) {
 }
 
 void apply_masks(models::Network& net, const MaskSet& masks) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   auto params = net.named_parameters();
   for (const auto& [name, mask] : masks) {
     auto* p = params.find(name);
@@ -84,7 +85,7 @@ TensorMap snapshot_state(const models::Network& net) {
 
 void load_state(models::Network& net, const TensorMap& state, const std::string& source,
                 bool with_buffers) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   auto copy_into = [&](const std::string& name, torch::Tensor& target) {
     auto it = state.find(name);
     require(it != state.end(), source + ": missing tensor '" + name + "'");

@@ -1,7 +1,7 @@
 #include "pruning/shuffle.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "common/rng.h"
 

@@ -2,7 +2,8 @@
 
 #include <set>
 
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
 
 #include "common/error.h"
 
@@ -28,7 +29,7 @@ std::vector<int64_t> layout_of(const torch::Tensor& p) {
 }  // namespace
 
 FlatParameters::FlatParameters(const std::vector<std::pair<std::string, torch::Tensor>>& params) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   std::set<const void*> seen;
   std::vector<int64_t> lengths;  // per group, in elements
   for (const auto& [name, p] : params) {
@@ -90,7 +91,7 @@ bool FlatParameters::grad_attached(const Member& m) const {
 }
 
 void FlatParameters::sync() {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   for (auto& m : members_) {
     const auto& p = m.param;
     if (p.data_ptr() != m.param_view.data_ptr() || p.sizes() != m.param_view.sizes() ||
@@ -108,13 +109,13 @@ void FlatParameters::sync() {
 }
 
 void FlatParameters::attach_grads() {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   for (auto& m : members_)
     if (!grad_attached(m)) m.param.mutable_grad() = m.grad_view;
 }
 
 void FlatParameters::zero_grads() {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   for (auto& m : members_)
     if (!grad_attached(m)) m.param.mutable_grad() = m.grad_view;
   for (auto& g : groups_) g.grads.zero_();

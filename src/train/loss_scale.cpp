@@ -1,6 +1,7 @@
 #include "train/loss_scale.h"
 
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
 
 namespace lth::train {
 
@@ -12,7 +13,7 @@ LossScaler::LossScaler(Config config, torch::Device device)
 double LossScaler::scale() const { return scale_.item<double>(); }
 
 torch::Tensor LossScaler::update(const torch::Tensor& found_non_finite) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   const auto overflow = found_non_finite.to(scale_.device()).gt(0);
   // Finite steps in a row, reset by an overflow; the scale grows when they reach the interval.
   auto steps = torch::where(overflow, torch::zeros_like(finite_steps_), finite_steps_ + 1);

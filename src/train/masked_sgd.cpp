@@ -1,6 +1,7 @@
 #include "train/masked_sgd.h"
 
-#include <torch/torch.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
 
 #include "common/error.h"
 
@@ -9,7 +10,7 @@ namespace lth::train {
 MaskedSgd::MaskedSgd(std::vector<std::pair<std::string, torch::Tensor>> params,
                      std::map<std::string, torch::Tensor> masks, SgdConfig config)
     : flat_(params), config_(config) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   for (const auto& [name, p] : params) names_.push_back(name);
   for (size_t g = 0; g < flat_.groups().size(); ++g) {
     GroupState s{{}, flat_.new_buffer(g, 0.0), flat_.new_buffer(g, 0.0), {}};
@@ -28,7 +29,7 @@ MaskedSgd::MaskedSgd(std::vector<std::pair<std::string, torch::Tensor>> params,
 void MaskedSgd::zero_grad() { flat_.zero_grads(); }
 
 torch::Tensor MaskedSgd::unscale_gradients(const torch::Tensor& scale) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   flat_.sync();
   flat_.attach_grads();
   auto found = torch::zeros({}, scale.options());
@@ -45,7 +46,7 @@ void MaskedSgd::step(double lr, const torch::Tensor& apply) { update(lr, apply);
 // Each line is one kernel per group, the same kernel the per-parameter loop ran per tensor,
 // so every element sees the same operations in the same order (bit-identical on CPU).
 void MaskedSgd::update(double lr, const torch::Tensor& apply) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   flat_.sync();
   const auto& groups = flat_.groups();
   for (size_t g = 0; g < groups.size(); ++g) {
@@ -100,7 +101,7 @@ std::map<std::string, torch::Tensor> MaskedSgd::momentum() const {
 
 void MaskedSgd::load_momentum(const std::map<std::string, torch::Tensor>& buffers,
                               const std::string& source) {
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   for (size_t i = 0; i < names_.size(); ++i) {
     const auto& name = names_[i];
     auto buffer = flat_.view(state_[flat_.group_of(i)].momentum, i);

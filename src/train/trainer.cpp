@@ -2,7 +2,8 @@
 #include "train/resume_check.h"
 
 #include <fmt/format.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/types.h>
 #include <unistd.h>
 
 #include <chrono>

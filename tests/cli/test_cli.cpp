@@ -1,7 +1,7 @@
 // End-to-end tests of the lth binary: the reference's command lines, real learning on
 // Fashion-MNIST, and one clear error line for bad input.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <fstream>
 #include <future>

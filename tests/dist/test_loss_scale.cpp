@@ -3,7 +3,10 @@
 // end-to-end case repeats the trainer's use of the scaler (scale the loss, backward,
 // MaskedSgd::unscale_gradients, update, step) on a tiny model with gradients that overflow.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <limits>

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdlib>
 

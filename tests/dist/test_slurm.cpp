@@ -1,7 +1,7 @@
 // Ranks started by Slurm's srun: hostlist expansion, the variables' precedence, and two
 // real ranks (lth_dist_worker processes) that meet through Slurm's variables alone.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "common/error.h"
 #include "dist/process_group.h"

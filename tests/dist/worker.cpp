@@ -14,7 +14,13 @@
 //                                    buckets; writes DIR/reduce<R>.safetensors with both
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <fstream>
 #include <iostream>

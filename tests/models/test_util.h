@@ -1,7 +1,7 @@
 #pragma once
 // Small helpers shared by the model tests.
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <string>
 

@@ -2,7 +2,9 @@
 // 2-layer linear network, SynFlow's conservation law, exact kept counts, and the
 // layerwise-shuffle control.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 

@@ -3,7 +3,7 @@
 // Masks must be equal exactly, ties included, for every strategy that selects by score.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <limits>

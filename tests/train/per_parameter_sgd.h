@@ -2,7 +2,8 @@
 // MaskedSgd as it was before the flat buffers: one update per parameter tensor. Kept as the
 // reference the fused optimiser must equal bit for bit (test_masked_sgd_fused.cpp) and as
 // the baseline bench/train_step/bench_sgd_step.cpp times it against.
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <map>
 #include <optional>

@@ -4,7 +4,9 @@
 // and momentum after every step (torch::equal), with and without decay, masks, clipping
 // and undefined gradients.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <map>
 #include <optional>

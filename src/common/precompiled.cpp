@@ -1,0 +1,1 @@
+// The translation unit that builds src/common/precompiled.h into the shared precompiled header.
