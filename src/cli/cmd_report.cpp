@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "io/report.h"
+#include "report/report.h"
 
 namespace lth::cli {
 
@@ -13,9 +13,9 @@ void add_report_command(CLI::App& app) {
   cmd->add_option("run", *run, "run folder (the --save folder of lth imp)")->required();
   cmd->add_flag("--no_plots", *no_plots, "skip the plots");
   cmd->callback([run, no_plots] {
-    io::ReportOptions options;
+    report::ReportOptions options;
     options.plots = !*no_plots;
-    const auto out = io::write_report(*run, options);
+    const auto out = report::write_report(*run, options);
     std::cout << out.tables;
     for (const auto& note : out.results.notes) std::cerr << "note: " << note << "\n";
     for (const auto& f : out.files) std::cerr << "wrote " << f.string() << "\n";

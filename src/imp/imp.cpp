@@ -15,7 +15,7 @@
 #include "imp/branches.h"
 #include "imp/cycle.h"
 #include "imp/lmc.h"
-#include "io/report.h"
+#include "report/report.h"
 #include "io/run_layout.h"
 #include "io/run_lock.h"
 #include "pruning/strategy.h"
@@ -192,7 +192,7 @@ int run_one(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
     }
   }
   if (ex.comm()->is_root()) {
-    const auto report = io::write_report(run);
+    const auto report = report::write_report(run);
     if (print_report) std::cout << report.tables;
     for (const auto& note : report.results.notes) std::cerr << "note: " << note << "\n";
   }
@@ -231,7 +231,7 @@ int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
     if (last_cycle < 0) return -1;  // stopped early (run.stop_after); re-running resumes
   }
   if (comm->is_root()) {
-    const auto report = io::write_report(run);
+    const auto report = report::write_report(run);
     std::cout << report.tables;
     for (const auto& note : report.results.notes) std::cerr << "note: " << note << "\n";
   }

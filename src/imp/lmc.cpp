@@ -15,7 +15,7 @@
 #include "eval/evaluator.h"
 #include "imp/cycle.h"
 #include "io/file_util.h"
-#include "io/plot.h"
+#include "report/plot.h"
 #include "io/run_layout.h"
 #include "models/autocast.h"
 #include "train/run_log.h"
@@ -137,14 +137,14 @@ void write_path_files(const fs::path& dir, const json& result) {
                                                      : fmt::format("{:.10g}", result["train_error"][i].get<double>()));
   }
   io::write_text_atomically(dir / "lmc.csv", csv);
-  io::plot::DensityChart chart;
+  report::plot::DensityChart chart;
   chart.linear_x = true;
   chart.title = fmt::format("Linear interpolation between two copies (instability {:.2f} pp)",
                             result["val_instability"].get<double>() * 100);
   chart.x_label = "alpha (0 = copy a, 1 = copy b)";
   chart.y_label = "Error (%)";
   for (const auto& [key, label, color] : {std::tuple{"val_error", "validation", 0}, std::tuple{"train_error", "training sample", 1}}) {
-    io::plot::Series s;
+    report::plot::Series s;
     s.label = label;
     s.color = color;
     s.marker = color;
@@ -156,7 +156,7 @@ void write_path_files(const fs::path& dir, const json& result) {
   }
   std::vector<fs::path> files;
   std::vector<std::string> notes;
-  io::plot::draw_png_and_svg(chart, dir / "lmc", 900, 600, files, notes);
+  report::plot::draw_png_and_svg(chart, dir / "lmc", 900, 600, files, notes);
   for (const auto& note : notes) std::fprintf(stderr, "note: %s\n", note.c_str());
 }
 
@@ -253,12 +253,12 @@ json run_rewind_sweep(const Experiment& ex, const fs::path& run, const std::vect
   }
   json sweep = {{"run", run.string()}, {"points", json::array()}};
   std::string csv = "rewind_iteration,val_instability,train_instability\n";
-  io::plot::DensityChart chart;
+  report::plot::DensityChart chart;
   chart.linear_x = true;
   chart.title = "Instability against the rewind point";
   chart.x_label = "Rewind iteration";
   chart.y_label = "Instability (pp of error)";
-  io::plot::Series val, train;
+  report::plot::Series val, train;
   val.label = "validation";
   train.label = "training sample";
   train.color = train.marker = 1;
@@ -288,7 +288,7 @@ json run_rewind_sweep(const Experiment& ex, const fs::path& run, const std::vect
     if (!train.x.empty()) chart.series.push_back(train);
     std::vector<fs::path> files;
     std::vector<std::string> notes;
-    io::plot::draw_png_and_svg(chart, out / "instability_vs_rewind", 900, 600, files, notes);
+    report::plot::draw_png_and_svg(chart, out / "instability_vs_rewind", 900, 600, files, notes);
     for (const auto& note : notes) std::fprintf(stderr, "note: %s\n", note.c_str());
   }
   return sweep;

@@ -1,4 +1,4 @@
-#include "io/replicates.h"
+#include "report/replicates.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -13,10 +13,11 @@
 
 #include "common/error.h"
 #include "io/file_util.h"
-#include "io/plot.h"
 #include "io/run_layout.h"
+#include "report/plot.h"
+#include "report/table.h"
 
-namespace lth::io {
+namespace lth::report {
 namespace {
 
 namespace fs = std::filesystem;
@@ -112,33 +113,15 @@ std::string cycle_label(const AggregateCycle& c, int replicates) {
   return label;
 }
 
-// Characters, not bytes, so that "±" pads like any other character.
-size_t display_width(const std::string& text) {
-  size_t width = 0;
-  for (const unsigned char c : text) width += (c & 0xC0) != 0x80;
-  return width;
-}
-
+// Rows (the first the header) as report/table.h's columns, left-aligned, plain separators.
 std::string render(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows)
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (widths.size() <= i) widths.push_back(0);
-      widths[i] = std::max(widths[i], display_width(row[i]));
-    }
-  std::string out;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    out += "|";
-    for (size_t i = 0; i < rows[r].size(); ++i)
-      out += " " + rows[r][i] + std::string(widths[i] - display_width(rows[r][i]), ' ') + " |";
-    out += "\n";
-    if (r == 0) {
-      out += "|";
-      for (const size_t w : widths) out += " " + std::string(std::max<size_t>(w, 3), '-') + " |";
-      out += "\n";
-    }
+  std::vector<Column> columns;
+  for (size_t i = 0; !rows.empty() && i < rows.front().size(); ++i) {
+    Column column{rows.front()[i], "", false, {}};
+    for (size_t r = 1; r < rows.size(); ++r) column.cells.push_back(rows[r][i]);
+    columns.push_back(std::move(column));
   }
-  return out;
+  return render_table(columns);
 }
 
 std::string comparisons_markdown(const std::vector<Comparison>& comparisons, int replicates) {
@@ -311,7 +294,7 @@ std::vector<std::pair<int, fs::path>> replicate_folders(const fs::path& run) {
   std::vector<std::pair<int, fs::path>> out;
   std::error_code ec;
   if (!fs::is_directory(run, ec)) return out;
-  const std::string prefix = kReplicatePrefix;
+  const std::string prefix = io::kReplicatePrefix;
   for (const auto& entry : fs::directory_iterator(run, ec)) {
     const std::string name = entry.path().filename().string();
     if (!entry.is_directory(ec) || name.rfind(prefix, 0) != 0) continue;
@@ -464,10 +447,10 @@ ReportOutput write_replicate_report(const fs::path& run, const ReportOptions& op
       {"results.json", aggregate_json(aggregated, comparisons)},
   };
   for (const auto& [name, text] : texts) {
-    write_text_atomically(run / name, text);
+    io::write_text_atomically(run / name, text);
     output.files.push_back(run / name);
   }
-  write_text_atomically(run / "report.md", markdown(aggregated, comparisons, output.files));
+  io::write_text_atomically(run / "report.md", markdown(aggregated, comparisons, output.files));
   output.files.push_back(run / "report.md");
   std::ostringstream tables;
   print_aggregate_tables(aggregated, tables);
@@ -477,4 +460,4 @@ ReportOutput write_replicate_report(const fs::path& run, const ReportOptions& op
   return output;
 }
 
-}  // namespace lth::io
+}  // namespace lth::report

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "io/report.h"
+#include "report/report.h"
 
-namespace lth::io {
+namespace lth::report {
 
 // (replicate number, folder), sorted by number; empty when `run` has no replicate folders.
 std::vector<std::pair<int, std::filesystem::path>> replicate_folders(const std::filesystem::path& run);
@@ -82,4 +82,4 @@ ReportOutput write_replicate_report(const std::filesystem::path& run, const Repo
 // Tables of every line for a terminal.
 void print_aggregate_tables(const AggregateResults& results, std::ostream& out);
 
-}  // namespace lth::io
+}  // namespace lth::report

@@ -1,4 +1,4 @@
-#include "io/plot.h"
+#include "report/plot.h"
 
 #include <fcntl.h>
 #include <plplot/plplot.h>
@@ -12,7 +12,7 @@
 #include "common/error.h"
 #include "io/file_util.h"
 
-namespace lth::io::plot {
+namespace lth::report::plot {
 namespace {
 
 // ---- PLplot plumbing -----------------------------------------------------------------
@@ -203,7 +203,7 @@ class Stream {
 // is to prompt on stdin for another name and then exit().
 void check_writable(const std::filesystem::path& file) {
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) throw PlotError(file.string() + ": cannot write (" + errno_text(errno) + ")");
+  if (!fd.valid()) throw PlotError(file.string() + ": cannot write (" + io::errno_text(errno) + ")");
 }
 
 template <typename Body>
@@ -214,7 +214,7 @@ void render(const Canvas& canvas, const Body& body) {
   // A fresh exclusive temporary: a planted "<file>.tmp" symlink is never written through.
   std::filesystem::path tmp;
   try {
-    tmp = create_temporary_file(canvas.file);
+    tmp = io::create_temporary_file(canvas.file);
   } catch (const UserError& e) {
     throw PlotError(e.what());
   }
@@ -494,4 +494,4 @@ void draw(const BarChart& chart, const Canvas& canvas) {
   render(canvas, [&] { draw_bar_body(chart); });
 }
 
-}  // namespace lth::io::plot
+}  // namespace lth::report::plot

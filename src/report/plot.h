@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-namespace lth::io::plot {
+namespace lth::report::plot {
 
 class PlotError : public std::runtime_error {
  public:
@@ -89,4 +89,4 @@ void draw_png_and_svg(const Chart& chart, const std::filesystem::path& stem, int
   }
 }
 
-}  // namespace lth::io::plot
+}  // namespace lth::report::plot

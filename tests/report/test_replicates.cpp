@@ -4,11 +4,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "io/replicates.h"
+#include "report/replicates.h"
 #include "io/run_layout.h"
 #include "test_util.h"
 
 namespace lth::io {
+using namespace lth::report;  // the report code moved out of io (src/report)
 namespace {
 
 using nlohmann::json;

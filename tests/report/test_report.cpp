@@ -5,10 +5,11 @@
 
 #include "common/error.h"
 #include "io/checkpoint.h"
-#include "io/report.h"
+#include "report/report.h"
 #include "test_util.h"
 
 namespace lth::io {
+using namespace lth::report;  // the report code moved out of io (src/report)
 namespace {
 
 using nlohmann::json;
