@@ -1,5 +1,5 @@
 // safetensors files: header-only reading, whole reading, and the checkpoint layer on top
-// (metadata, masks, momentum).
+// (metadata, masks, momentum; `lth export`'s compact tickets through the same load path).
 #include <cstddef>
 #include <cstdint>
 

@@ -54,6 +54,19 @@ put("fuzz_safetensors", "checkpoint.safetensors", safetensors(
      "trainer": json.dumps({"iteration": 100, "epoch": 1, "batch": 2, "best_acc": 0.5,
                             "best_iteration": 100, "window_loss_sum": 1.0, "window_count": 1})}))
 put("fuzz_safetensors", "empty.safetensors", safetensors({}))
+# `lth export`'s compact tickets: kept values + mask bits (bit i % 8 of byte i // 8), and a
+# BN-folded one (conv bias stored, the BN recreated on reading).
+compact_meta = {"format": "lth-compact-ticket-1", "masked": json.dumps({"conv1.weight": [2, 1, 1, 5]}),
+                "dtype": "float32", "kept": "6", "total": "10", "density": "0.6", "fold_bn": "false",
+                "iteration": "7", "config": json.dumps({"model": {"name": "resnet20"}})}
+compact = {"conv1.weight.values": ("F32", [6], w), "conv1.weight.mask_bits": ("U8", [2], bytes([0b01101101, 0b10])),
+           "bn1.weight": ("F32", [2], np.ones(2, np.float32).tobytes())}
+put("fuzz_safetensors", "compact.safetensors", safetensors(compact, compact_meta))
+folded_meta = dict(compact_meta, fold_bn="true", folded=json.dumps({"bn1": "conv1"}), bn_eps="1e-05",
+                   dtype="bfloat16")
+folded = {"conv1.weight.values": ("BF16", [6], bytes(12)), "conv1.weight.mask_bits": ("U8", [2], bytes([0b01101101, 0b10])),
+          "conv1.bias": ("F32", [2], np.zeros(2, np.float32).tobytes())}
+put("fuzz_safetensors", "compact_folded.safetensors", safetensors(folded, folded_meta))
 
 
 def idx(array):

@@ -1,4 +1,5 @@
 // `lth info --model NAME [--json]`: parameter counts by group.
+// `lth info --ckpt FILE [--json]`: what a checkpoint holds (cli/checkpoint_info.cpp).
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -25,9 +26,11 @@ nlohmann::json prunable_counts(const nlohmann::json& info) {
 }  // namespace
 
 void add_info_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Parameter counts of a network by group");
+  auto* cmd = app.add_subcommand(
+      "info", "Parameter counts of a network by group, or what a checkpoint holds (--ckpt)");
   struct Options {
     models::ModelConfig model;
+    std::string ckpt;
     bool json = false;
   };
   auto opt = std::make_shared<Options>();
@@ -43,7 +46,11 @@ void add_info_command(CLI::App& app) {
   cmd->add_option("--image_size", opt->model.image_size)->capture_default_str();
   cmd->add_option("--width", opt->model.width, "width multiplier")->capture_default_str();
   cmd->add_flag("--json", opt->json, "print JSON");
+  cmd->add_option("--ckpt", opt->ckpt,
+                  "describe this checkpoint instead (lth checkpoint or lth export's compact file)")
+      ->check(CLI::ExistingFile);
   cmd->callback([opt] {
+    if (!opt->ckpt.empty()) return print_checkpoint_info(opt->ckpt, opt->json);
     auto& m = opt->model;
     m.pixel_mean.resize(m.in_channels, m.pixel_mean.empty() ? 0.5 : m.pixel_mean[0]);
     m.pixel_std.resize(m.in_channels, m.pixel_std.empty() ? 0.25 : m.pixel_std[0]);

@@ -16,6 +16,10 @@ void add_make_imagenet_command(CLI::App& app);
 void add_make_shards_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_lmc_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+
+// `lth info --ckpt`: what a checkpoint (any format load_checkpoint reads) holds.
+void print_checkpoint_info(const std::string& path, bool json);
 
 // Help text of every --threads flag: what 0 means (common/threads.h).
 inline constexpr const char* kThreadsHelp =

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "io/checkpoint_formats.h"
 #include "io/safetensors.h"
 
 namespace lth::io {
@@ -150,6 +151,7 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt) 
 }
 
 Checkpoint load_checkpoint(const std::filesystem::path& path) {
+  if (auto other = load_other_checkpoint_format(path)) return std::move(*other);
   const std::string label = path.string();
   SafetensorsContent content = read_safetensors(path);
   const Metadata& metadata = content.metadata;

@@ -30,6 +30,7 @@ struct Checkpoint {
 // Atomic (see write_safetensors). Masks are checked to be 0/1 and written as U8.
 void save_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt);
 // Throws UserError naming the file if it is missing, corrupt, or not an lth checkpoint.
+// Also reads the other formats of io/checkpoint_formats.h (`lth export`'s compact ticket).
 Checkpoint load_checkpoint(const std::filesystem::path& path);
 
 }  // namespace lth::io
