@@ -22,7 +22,7 @@ ImpConfig prepare_run_folder(const std::filesystem::path& run, ImpConfig request
 // Runs every phase, then writes the report (rank 0). Returns the last cycle done, or -1
 // when run.stop_after stopped it early (re-running the same command resumes). With
 // run.replicates = N > 1 it runs N complete replicates, RUN/replicate_0 ... replicate_<N-1>,
-// one after another (on all ranks), then writes the aggregated report (io/replicates.h).
+// one after another (on all ranks), then writes the aggregated report (report/replicates.h).
 int run_imp(const std::filesystem::path& run, const ImpConfig& config, dist::CommunicatorPtr comm);
 
 // A seed from the OS random source, the clock and the process id (as the reference).
