@@ -87,6 +87,21 @@ TEST(Matlab, StructsCellsNumbersAndTextRoundTripPlainAndCompressed) {
   }
 }
 
+TEST(Matlab, ReadsFilesOfAnIndependentWriter) {
+  // fuzz/make_seeds.py writes meta.mat-like files in Python from the format's description.
+  for (const char* name : {"meta.mat", "meta_compressed.mat"}) {
+    const auto vars = read_mat(read_bytes(fs::path(LTH_SOURCE_DIR) / "fuzz/corpus/fuzz_ilsvrc" / name), name);
+    ASSERT_EQ(vars.size(), 1u) << name;
+    const auto& s = vars[0];
+    EXPECT_EQ(s.name, "synsets");
+    EXPECT_EQ(s.fields, (std::vector<std::string>{"ILSVRC2012_ID", "WNID", "num_children"}));
+    ASSERT_EQ(s.numel(), 3);
+    EXPECT_EQ(s.field(0, "WNID")->text, "n01443537");
+    EXPECT_EQ(s.field(1, "ILSVRC2012_ID")->numbers, std::vector<double>{2});
+    EXPECT_EQ(s.field(2, "num_children")->numbers, std::vector<double>{2});
+  }
+}
+
 TEST(Matlab, ReadsNumbersStoredInNarrowerTypesAndSmallElements) {
   // A 1x3 double array whose data MATLAB stored as miUINT8 (as it does for small integers),
   // hand-assembled: flags, dims, an empty name, then the data as a small data element.
