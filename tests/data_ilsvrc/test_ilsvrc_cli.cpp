@@ -117,6 +117,12 @@ TEST(IlsvrcCli, EveryDownloadLayoutEvaluatesLikeTheFolderLayout) {
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("unreadable: " + (dir / "shards/train/train-00000").string()), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("data check: 0 problems, 2 unreadable files"), std::string::npos) << r.output;
+  // A truncated shard is a problem of its own.
+  const auto shard = read_bytes(dir / "shards/train/train-000001.tar");
+  write_bytes(dir / "shards/train/train-000001.tar", shard.substr(0, shard.size() / 2));
+  r = lth("data check --subset --data_root " + (dir / "shards").string() + " --image_size 32");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("problem: imagenet/train: 1 shard files are damaged"), std::string::npos) << r.output;
   fs::remove_all(dir);
 }
 

@@ -101,6 +101,10 @@ class Checker {
     for (const auto l : labels) ++per_class[l];
     row.classes = labels.empty() && ds.size() > 0 ? -1 : static_cast<int64_t>(per_class.size());
     if (ds.size() == 0) problem(set, "no images");
+    if (const auto* sh = dynamic_cast<const shards::ShardDataset*>(&ds); sh && sh->index().damaged_files > 0)
+      problem(set, fmt::format("{} shard files are damaged (truncated or corrupt; read up to the break, named in "
+                               "the warnings above)",
+                               sh->index().damaged_files));
     if (!labels.empty()) {
       std::vector<std::string> missing, extra;
       const std::set<int64_t> want(expected_classes.begin(), expected_classes.end());
