@@ -130,7 +130,7 @@ TestSuite discover_test_suite(const fs::path& data_root, const SuiteOptions& opt
     if (!ds && fs::is_directory(dir, ec)) ds = open_folder(set, dir, index, folder_options);
     if (!ds) {  // no folder: the set's TFDS build (or WebDataset val shards) instead
       if (auto s = data::shards::find_shard_test_set(data_root.string(), set.name, index,
-                                                     options.image_size, options.strict)) {
+                                                     options.image_size, options.strict, options.v2_variant)) {
         suite.present.push_back(TestSet{set.name, s->path, s->dataset, s->dataset->class_subset()});
         continue;
       }

@@ -388,6 +388,9 @@ TEST(TfdsTestSets, LabelConventions) {
     EXPECT_TRUE(find_shard_test_set(r.tfds.string(), set, index, 24, false)) << set;
   }
   EXPECT_FALSE(find_shard_test_set(r.tfds.string(), "imagenet-a", index, 24, false));  // 4 classes: no A
+  // V2: only the chosen variant's config (matched-frequency is the one written).
+  EXPECT_FALSE(find_shard_test_set(r.tfds.string(), "imagenet-v2", index, 24, false, "top-images"));
+  EXPECT_TRUE(find_shard_test_set(r.tfds.string(), "imagenet-v2", index, 24, false, "matched-frequency"));
   EXPECT_TRUE(find_shard_test_set(r.wds.string(), "imagenet", index, 24, false));
 }
 

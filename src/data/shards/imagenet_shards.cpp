@@ -235,8 +235,13 @@ DataTraits imagenet_traits_any(const DataConfig& config) {
 
 std::optional<ShardTestSet> find_shard_test_set(const std::string& root, const std::string& name,
                                                 const img::ClassIndex& index, int64_t image_size,
-                                                bool strict) {
+                                                bool strict, const std::string& v2_variant) {
   const auto options = read_options(nullptr, image_size, /*train=*/false, strict);
+  // The release's variant name -> TFDS's config name (ilsvrc::v2_release_folder checks the name).
+  (void)ilsvrc::v2_release_folder(v2_variant);
+  const std::string v2_config = v2_variant == "threshold0.7" ? "threshold-0.7"
+                                : v2_variant == "top-images" ? "topimages"
+                                                             : "matched-frequency";
   struct Build {
     const char* set;
     const char* builder;
@@ -246,7 +251,7 @@ std::optional<ShardTestSet> find_shard_test_set(const std::string& root, const s
   };
   static const std::vector<Build> builds = {
       {"imagenet", "imagenet2012", {}, "validation", false},
-      {"imagenet-v2", "imagenet_v2", {"matched-frequency", "threshold-0.7", "topimages"}, "test", false},
+      {"imagenet-v2", "imagenet_v2", {"@v2"}, "test", false},
       {"imagenet-r", "imagenet_r", {}, "test", true},
       {"imagenet-a", "imagenet_a", {}, "test", true},
       {"imagenet-sketch", "imagenet_sketch", {}, "test", false},
@@ -255,7 +260,10 @@ std::optional<ShardTestSet> find_shard_test_set(const std::string& root, const s
   const bool is_dir = !root.empty() && !looks_like_shard_pattern(root) && fs::is_directory(root, ec);
   for (const auto& b : builds) {
     if (name != b.set || !is_dir) continue;
-    if (auto dir = find_tfds_version(root, b.builder, b.configs)) {
+    auto configs = b.configs;
+    for (auto& c : configs)
+      if (c == "@v2") c = v2_config;
+    if (auto dir = find_tfds_version(root, b.builder, configs)) {
       const auto builder = read_tfds_builder(*dir);
       if (!builder.split(b.split)) continue;
       return ShardTestSet{*dir, open_tfds_split(builder, b.split, name, index, options, b.needs_names)};
