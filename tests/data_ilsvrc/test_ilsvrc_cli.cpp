@@ -61,6 +61,21 @@ TEST(IlsvrcCli, EveryDownloadLayoutEvaluatesLikeTheFolderLayout) {
   // The quick data check ran first and logged its table (the odd files: logged, not fatal).
   EXPECT_NE(r.output.find("data check: imagenet/train"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("data check: 0 problems, 2 unreadable files"), std::string::npos) << r.output;
+  // A half-extracted tree (a train class folder gone) stops the run before it starts, unless
+  // the check is turned off.
+  fs::copy(dir / "folders", dir / "half", fs::copy_options::recursive);
+  fs::remove_all(dir / "half/imagenet/train/n01491361");
+  const std::string tiny = " --model resnet20 --image_size 32 --batch_size 8 --optim_ni 1 --eval_every 1"
+                           " --eval_batch_size 16 --num_workers 1 --threads 1 --seed 3 --save ";
+  r = lth("train --data_root " + (dir / "half").string() + tiny + (dir / "run_half").string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("1 validation classes have no train folder (their images are left out): n01491361"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(dir / "run_half"));
+  r = lth("train --data_check false --data_root " + (dir / "half").string() + tiny + (dir / "run_half").string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("data check:"), std::string::npos) << r.output;
   const auto ckpt = (dir / "run/best_acc.safetensors").string();
   const auto eval = [&](const std::string& root, const std::string& extra) {
     const auto json = dir / (fs::path(root).filename().string() + ".json");
