@@ -38,6 +38,15 @@ struct Roots {
   fs::path base, folders, official, kaggle, flat;
 };
 
+// Removes the shared scratch tree when the test binary exits.
+struct RemoveAtExit {
+  fs::path dir;
+  ~RemoveAtExit() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
 // One generated root (5 classes, odd files included) and its three download layouts.
 const Roots& roots() {
   static const Roots r = [] {
@@ -60,6 +69,7 @@ const Roots& roots() {
     write_download_layout(out.folders, out.flat, DownloadLayout::Flat, kSeed);
     return out;
   }();
+  static const RemoveAtExit cleanup{r.base};
   return r;
 }
 
