@@ -111,3 +111,60 @@ put("fuzz_config", "empty.toml", b"")
 put("fuzz_rendezvous", "two_ranks", b"WORLD_SIZE=2\nRANK=1\nLOCAL_RANK=1\nMASTER_ADDR=127.0.0.1\nMASTER_PORT=29500\n")
 put("fuzz_rendezvous", "timeout", b"WORLD_SIZE=4\nRANK=0\nMASTER_ADDR=node0\nMASTER_PORT=1\nLTH_DIST_TIMEOUT=60\nGLOO_SOCKET_IFNAME=eth0,eth1\n")
 put("fuzz_rendezvous", "single", b"WORLD_SIZE=1\n")
+
+
+# fuzz_ilsvrc: meta.mat (MATLAB v5, written here independently of lth's writer), the devkit
+# as .tar.gz, and a tar of per-class tars like ILSVRC2012_img_train.tar.
+def mat_element(kind, data):
+    out = struct.pack("<II", kind, len(data)) + data
+    return out + b"\0" * (-len(out) % 8)
+
+
+def mat_matrix(cls, dims, name, body):
+    flags = mat_element(6, struct.pack("<II", cls, 0))
+    return mat_element(14, flags + mat_element(5, struct.pack("<%di" % len(dims), *dims)) +
+                       mat_element(1, name) + body)
+
+
+def mat_double(v):
+    return mat_matrix(6, [1, 1], b"", mat_element(9, struct.pack("<d", v)))
+
+
+def mat_char(s):
+    return mat_matrix(4, [1, len(s)], b"", mat_element(4, s.encode("utf-16-le")))
+
+
+def meta_mat(synsets, compress):
+    fields = [b"ILSVRC2012_ID", b"WNID", b"num_children"]
+    body = struct.pack("<I", (4 << 16) | 5) + struct.pack("<I", 32)  # small element: name length 32
+    body += mat_element(1, b"".join(f.ljust(32, b"\0") for f in fields))
+    for sid, wnid, children in synsets:
+        body += mat_double(sid) + mat_char(wnid) + mat_double(children)
+    var = mat_matrix(2, [len(synsets), 1], b"synsets", body)
+    header = b"MATLAB 5.0 MAT-file, seed".ljust(116, b" ") + b"\0" * 8 + struct.pack("<H", 0x0100) + b"IM"
+    if compress:
+        z = zlib.compress(var)
+        return header + struct.pack("<II", 15, len(z)) + z
+    return header + var
+
+
+def tar_bytes(members):
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+synsets = [(1, "n01443537", 0), (2, "n01440764", 0), (1001, "n00000001", 2)]
+put("fuzz_ilsvrc", "meta.mat", meta_mat(synsets, False))
+put("fuzz_ilsvrc", "meta_compressed.mat", meta_mat(synsets, True))
+devkit = tar_bytes([("ILSVRC2012_devkit_t12/data/meta.mat", meta_mat(synsets, True)),
+                    ("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", b"2\n1\n")])
+put("fuzz_ilsvrc", "devkit.tar.gz", gzip.compress(devkit, mtime=0))
+put("fuzz_ilsvrc", "train_tar_of_tars.tar",
+    tar_bytes([(w + ".tar", tar_bytes([(w + "_1.JPEG", b"\xff\xd8jpeg\xff\xd9"), (w + "_2.JPEG", b"x" * 600)]))
+               for w in ("n01440764", "n01443537")]))

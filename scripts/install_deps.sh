@@ -7,6 +7,7 @@ packages=(
   libtorch-dev libgloo-dev          # LibTorch (+ c10d/Gloo headers)
   libopenblas0-openmp               # optimised libblas.so.3 (Debian's LibTorch calls the system BLAS)
   libturbojpeg0-dev libjpeg62-turbo-dev libjpeg-turbo-progs libpng-dev libstb-dev
+  zlib1g-dev                        # gzip: the ILSVRC2012 devkit .tar.gz, MATLAB miCOMPRESSED
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libplplot-dev plplot-driver-cairo
   libgtest-dev libgmock-dev libbenchmark-dev

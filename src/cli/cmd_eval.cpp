@@ -37,6 +37,8 @@ struct EvalFlags {
   int64_t num_workers = 2;
   int64_t threads = 0;
   std::string device = "auto";
+  std::string val_labels;
+  std::string v2_variant = "matched-frequency";
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -116,6 +118,8 @@ void run_eval(const EvalFlags& f) {
   so.image_size = size;
   so.strict = parse_bool("--strict_data", f.strict_data);
   so.only = split_commas(f.sets);
+  so.val_labels = f.val_labels;
+  so.v2_variant = f.v2_variant;
   const auto suite = eval::discover_test_suite(f.data_root, so);
   if (suite.present.empty()) {
     std::string looked;
@@ -193,6 +197,12 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--strict_data", f->strict_data, "unreadable images are errors, not logged skips")
+      ->capture_default_str();
+  cmd->add_option("--val_labels", f->val_labels,
+                  "label file of a flat validation folder: wnids or ILSVRC2012 ids per line in file-name order, "
+                  "or image_id,wnid CSV (docs/DATA.md)");
+  cmd->add_option("--v2_variant", f->v2_variant,
+                  "ImageNet-V2 release folder read: matched-frequency, threshold0.7, top-images")
       ->capture_default_str();
   cmd->callback([f] { run_eval(*f); });
 }

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "data/ilsvrc/downloads.h"
 #include "data/imagenet/synthetic_imagenet.h"
 #include "data/shards/convert.h"
 #include "common/error.h"
@@ -37,12 +38,28 @@ void add_make_imagenet_command(CLI::App& app) {
   auto shard_size = std::make_shared<int64_t>(64);
   cmd->add_option("--format", *format,
                   "folders, tfrecord (a TFDS data dir) or webdataset (tar shards); shards are "
-                  "converted from the same pictures (lth make-shards)")
+                  "converted from the same pictures (lth make-shards); or ImageNet as downloaded: "
+                  "official (ILSVRC2012 tars + devkit with a permuted id order), kaggle, flat (flat val + "
+                  "label files)")
       ->capture_default_str();
   cmd->add_option("--shard_size", *shard_size, "samples per shard (tfrecord, webdataset)")->capture_default_str();
   cmd->callback([o, no_odd, out, format, shard_size] {
     o->out = *out;
     o->odd_files = !*no_odd;
+    if (*format == "official" || *format == "kaggle" || *format == "flat") {
+      // ImageNet as downloaded (data/ilsvrc/downloads.h), from a scratch folder layout.
+      const auto layout = data::ilsvrc::parse_download_layout(*format);
+      const std::filesystem::path to = *out;
+      require(!std::filesystem::exists(to) || std::filesystem::is_empty(to),
+              "--out " + *out + " exists and is not empty");
+      o->out = to.lexically_normal().string() + ".folders.tmp";
+      std::filesystem::remove_all(o->out);
+      const auto report = data::imagenet::make_synthetic_imagenet(*o);
+      data::ilsvrc::write_download_layout(o->out, to, layout, o->seed);
+      std::filesystem::remove_all(o->out);
+      std::cout << report.bytes << " bytes of pictures as the " << *format << " download layout in " << *out << "\n";
+      return;
+    }
     if (*format != "folders") {
       // The folder layout goes to a scratch folder next to --out, then into shards.
       data::shards::ConvertOptions c;

@@ -2,10 +2,12 @@
 // root in the folder layout as shards that `--data_root DIR` then reads (data/shards/convert.h):
 // a TFDS data dir (imagenet2012, imagenet_v2, imagenet_r, imagenet_a, imagenet_sketch) or
 // WebDataset tars (train/, val/, classes.txt). Samples keep the folder reader's order.
+// --from may also hold the official ILSVRC2012 tars + devkit: streamed, resumable (convert.h).
 // Declared in cli/commands.h: void add_make_shards_command(CLI::App& app);
 #include <iostream>
 
 #include "cli/commands.h"
+#include "data/ilsvrc/official.h"
 #include "data/shards/convert.h"
 
 namespace lth::cli {
@@ -18,7 +20,9 @@ void add_make_shards_command(CLI::App& app) {
     int64_t shard_size = 1024;
   };
   auto f = std::make_shared<Flags>();
-  cmd->add_option("--from", f->from, "data root in the folder layout (imagenet/train, imagenet/val, ...)")
+  cmd->add_option("--from", f->from,
+                  "data root in the folder layout (imagenet/train, imagenet/val, ...), or the folder of the "
+                  "official ILSVRC2012 tars and devkit (streamed, resumable)")
       ->required();
   cmd->add_option("--to", f->to, "folder to create (must not exist or be empty)")->required();
   cmd->add_option("--format", f->format, "tfrecord (a TFDS data dir) or webdataset (tar shards)")
@@ -31,7 +35,11 @@ void add_make_shards_command(CLI::App& app) {
     o.to = f->to;
     o.format = data::shards::parse_shard_format(f->format);
     o.shard_size = f->shard_size;
-    for (const auto& [set, n] : data::shards::convert_folders_to_shards(o)) {
+    // The official ILSVRC2012 tars are streamed straight into shards (resumable).
+    const auto official = data::ilsvrc::find_official(o.from);
+    const bool tars = official.train_tar || official.val_tar;
+    for (const auto& [set, n] : tars ? data::shards::convert_official_to_shards(o)
+                                     : data::shards::convert_folders_to_shards(o)) {
       std::cout << set << ": " << n << " samples\n";
     }
     std::cout << "written to " << f->to << "\n";

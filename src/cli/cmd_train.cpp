@@ -38,6 +38,7 @@ struct TrainFlags {
   std::string mixed_precision = "false";
   std::string strict_data = "false";
   std::string tensorboard = "true";
+  std::string data_check = "true";
 };
 
 void add_flags(CLI::App* cmd, TrainFlags& f) {
@@ -80,6 +81,13 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
       ->capture_default_str();
   cmd->add_option("--shuffle_buffer", c.shuffle_buffer, "shards in stream order: shuffle buffer (records)")
       ->capture_default_str();
+  cmd->add_option("--val_labels", c.val_labels,
+                  "label file of a flat validation folder: wnids or ILSVRC2012 ids per line in file-name order, "
+                  "or image_id,wnid CSV (docs/DATA.md)");
+  cmd->add_option("--v2_variant", c.v2_variant, "ImageNet-V2 release folder: matched-frequency, threshold0.7, top-images")
+      ->capture_default_str();
+  cmd->add_option("--data_check", f.data_check, "ImageNet: the quick `lth data check` before the first iteration")
+      ->capture_default_str();
   cmd->add_option("--tensorboard", f.tensorboard, "write TensorBoard event files next to metrics.jsonl")
       ->capture_default_str();
   cmd->add_option("--holdout", c.holdout,
@@ -104,6 +112,7 @@ imp::ImpConfig resolve(TrainFlags& f) {
   c.mixed_precision = parse_bool("--mixed_precision", f.mixed_precision);
   c.strict_data = parse_bool("--strict_data", f.strict_data);
   c.tensorboard = parse_bool("--tensorboard", f.tensorboard);
+  c.data_check = parse_bool("--data_check", f.data_check);
   c.cycle_iterations = f.optim_ni;
   c.pruning_ratio = f.pruning_ratio;
   imp::check_flag_range("--optim_ni", f.optim_ni, 1, 10'000'000'000);

@@ -14,6 +14,8 @@ void add_info_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_make_imagenet_command(CLI::App& app);
 void add_make_shards_command(CLI::App& app);
+void add_prepare_imagenet_command(CLI::App& app);
+void add_data_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_lmc_command(CLI::App& app);
 void add_export_command(CLI::App& app);

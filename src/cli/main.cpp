@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   lth::cli::add_eval_command(app);
   lth::cli::add_make_imagenet_command(app);
   lth::cli::add_make_shards_command(app);
+  lth::cli::add_prepare_imagenet_command(app);
+  lth::cli::add_data_command(app);
   lth::cli::add_launch_command(app);
   lth::cli::add_lmc_command(app);
   lth::cli::add_export_command(app);

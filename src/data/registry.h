@@ -23,6 +23,10 @@ struct DataConfig {
   // The train split read with the evaluation transform (centre crop, no flip): the view a
   // hold-out set drawn from the training images is evaluated through.
   bool eval_transform = false;
+  // ImageNet as downloaded (data/ilsvrc/layouts.h): a flat validation folder's label file, and
+  // the ImageNet-V2 variant read from its release folder.
+  std::string val_labels;
+  std::string v2_variant = "matched-frequency";
   uint64_t seed = 0;         // for generated datasets
   int64_t synthetic_train_size = 512;
   int64_t synthetic_test_size = 256;

@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "common/error.h"
+#include "data/ilsvrc/layouts.h"
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/folder_dataset.h"
 #include "data/imagenet/npy.h"
@@ -112,12 +113,24 @@ TestSuite discover_test_suite(const fs::path& data_root, const SuiteOptions& opt
   suite.num_classes = index.size();
   for (const auto& set : folder_sets()) {
     if (!wanted(options, set.name)) continue;
-    const fs::path dir = data_root / set.relative;
+    fs::path dir = data_root / set.relative;
     std::shared_ptr<img::ImageFolderDataset> ds;
-    if (fs::is_directory(dir, ec)) ds = open_folder(set, dir, index, folder_options);
+    const data::ilsvrc::LayoutOptions layout_options{options.val_labels, options.v2_variant};
+    if (std::string(set.name) == "imagenet") {
+      const auto layout = data::ilsvrc::resolve_imagenet_layout(data_root, layout_options);
+      if (!layout.val_dir.empty() && (layout.val_flat || layout.kind != "lth folders")) {
+        dir = layout.val_dir;  // Kaggle's, or a flat folder with labels
+        ds = std::make_shared<img::ImageFolderDataset>(
+            set.name, data::ilsvrc::list_val_samples(layout, index, layout_options), index.size(),
+            std::vector<int64_t>{}, folder_options);
+      }
+    } else if (auto release = data::ilsvrc::test_set_folder(data_root, set.name, layout_options)) {
+      dir = *release;  // lth's name, else the release's (imagenetv2-...-format-val, sketch)
+    }
+    if (!ds && fs::is_directory(dir, ec)) ds = open_folder(set, dir, index, folder_options);
     if (!ds) {  // no folder: the set's TFDS build (or WebDataset val shards) instead
       if (auto s = data::shards::find_shard_test_set(data_root.string(), set.name, index,
-                                                     options.image_size, options.strict)) {
+                                                     options.image_size, options.strict, options.v2_variant)) {
         suite.present.push_back(TestSet{set.name, s->path, s->dataset, s->dataset->class_subset()});
         continue;
       }

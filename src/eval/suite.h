@@ -13,6 +13,8 @@
 // ImageNetR / ImageNetA (any case, '-' and '_' ignored) hold labels that are positions
 // 0..199 in that fixed list, as the reference's arrays do, and are scored 200-way.
 //
+// Also ImageNet as downloaded (data/ilsvrc/layouts.h): Kaggle's val folder and CSV, a flat val
+// folder with --val_labels, imagenetv2-<variant>-format-val and sketch/ where lth's names are absent.
 // Labels follow ClassIndex::for_data_root(root): the sorted class folders of
 // imagenet/train when present (checked against the canonical 1000), else the canonical list.
 #include <filesystem>
@@ -46,6 +48,10 @@ struct SuiteOptions {
   bool strict = false;            // unreadable images are errors, not logged skips
   bool include_arrays = true;     // also look for <Name>_x<S>/test_images.npy
   std::vector<std::string> only;  // restrict to these set names (empty = all)
+  // ImageNet as downloaded (data/ilsvrc/layouts.h): a flat val folder's label file, the V2
+  // release variant; Kaggle's tree and the release folder names are found by themselves.
+  std::string val_labels;
+  std::string v2_variant = "matched-frequency";
 };
 
 // The five folder test sets, in the reference's reporting order.

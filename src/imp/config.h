@@ -20,6 +20,11 @@ struct ImpConfig {
   bool strict_data = false;
   std::string shard_order = "stream";  // shards: "stream" (per-rank files) or "global"
   int64_t shuffle_buffer = 10000;      // shards in stream order: records in the shuffle buffer
+  // ImageNet as downloaded (data/ilsvrc/layouts.h): a flat val folder's label file, the V2
+  // release variant; and the quick `lth data check` before the first iteration on ImageNet.
+  std::string val_labels;
+  std::string v2_variant = "matched-frequency";
+  bool data_check = true;
   // Training images set aside to choose best_acc on (0 = choose on the test split, as the
   // reference does); see data/holdout.h.
   int64_t holdout = 0;

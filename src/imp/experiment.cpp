@@ -4,10 +4,13 @@
 #include <fmt/format.h>
 #include <torch/cuda.h>
 
+#include <spdlog/spdlog.h>
+
 #include <sstream>
 
 #include "common/error.h"
 #include "common/rng.h"
+#include "data/check/data_check.h"
 #include "data/holdout.h"
 #include "data/registry.h"
 #include "eval/suite.h"
@@ -23,6 +26,8 @@ data::DataConfig data_config(const ImpConfig& c) {
   d.strict = c.strict_data;
   d.shard_order = c.shard_order;
   d.shuffle_buffer = c.shuffle_buffer;
+  d.val_labels = c.val_labels;
+  d.v2_variant = c.v2_variant;
   d.seed = static_cast<uint64_t>(c.seed);
   return d;
 }
@@ -81,11 +86,40 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
     eval::SuiteOptions so;
     so.image_size = config_.image_size > 0 ? config_.image_size : 224;
     so.strict = config_.strict_data;
+    so.val_labels = config_.val_labels;
+    so.v2_variant = config_.v2_variant;
     const auto suite = eval::discover_test_suite(config_.data_root, so);
     for (const auto& set : suite.present) test_sets.push_back(TestSet{set.name, set.dataset, set.class_subset});
     for (const auto& set : suite.absent) absent_test_sets.push_back(set.name + " (" + set.path.string() + ")");
   } else {
     test_sets.push_back(TestSet{config_.data_name, test_split, test_split->class_subset()});
+  }
+  if (is_imagenet(config_.data_name) && config_.data_check && comm_->is_root()) quick_data_check();
+}
+
+void Experiment::quick_data_check() const {
+  // The quick `lth data check` (data/check/data_check.h) before GPU-days are spent: a needed set
+  // missing, classes missing, a wrong label order stop the run; unreadable files in the sample
+  // are logged (the run skips them, or --strict_data stops on them). A train folder of fewer
+  // than the 1000 classes (make-imagenet --classes K) is checked as a deliberate subset.
+  data::check::CheckOptions o;
+  o.data_root = config_.data_root;
+  o.val_labels = config_.val_labels;
+  o.v2_variant = config_.v2_variant;
+  o.image_size = config_.image_size > 0 ? config_.image_size : 224;
+  o.global_batch = config_.batch_size;
+  o.sample = 64;
+  o.seed = static_cast<uint64_t>(config_.seed);
+  o.subset = train_set->num_classes() != 1000;
+  const auto report = data::check::check_data(o);
+  std::istringstream table(data::check::format_report(report, o));
+  for (std::string line; std::getline(table, line);) spdlog::info("data check: {}", line);
+  for (const auto& u : report.unreadable) spdlog::warn("data check: {}", u);
+  if (!report.problems.empty()) {
+    for (const auto& p : report.problems) spdlog::error("data check: {}", p);
+    throw UserError("data check: " + std::to_string(report.problems.size()) + " problems under " +
+                    config_.data_root + " (logged above; lth data check --data_root ... lists them; "
+                    "data.check = false / --data_check false skips the check)");
   }
 }
 

@@ -55,6 +55,7 @@ class Experiment {
   std::vector<std::string> absent_test_sets;  // "name (where it was looked for)"
 
  private:
+  void quick_data_check() const;
   ImpConfig config_;
   dist::CommunicatorPtr comm_;
   torch::Device device_ = torch::kCPU;

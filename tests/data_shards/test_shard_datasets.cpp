@@ -306,6 +306,22 @@ TEST(DamagedShards, TruncatedAndEmptyShards) {
     }
     write_bytes(v / "dataset_info.json", info.dump());
     EXPECT_EQ(open(dir / "tfds", Split::Train)->size(), full->size() - 1 - 4);
+    // Neither numShards nor shardLengths (hand-made infos): the files the template names,
+    // records counted -- not an empty split.
+    for (auto& split : info["splits"]) split.erase("numShards");
+    write_bytes(v / "dataset_info.json", info.dump());
+    EXPECT_EQ(read_tfds_builder(v).split("train")->files, files);
+    EXPECT_TRUE(read_tfds_builder(v).split("train")->counts_from_files);
+    EXPECT_EQ(open(dir / "tfds", Split::Train)->size(), full->size() - 1 - 4);
+    // A stray shard of another count is refused, naming both files.
+    write_bytes(v / "imagenet2012-train.tfrecord-00000-of-00099", "");
+    try {
+      read_tfds_builder(v);
+      FAIL();
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("disagree on the number of shards"), std::string::npos) << e.what();
+    }
+    fs::remove(v / "imagenet2012-train.tfrecord-00000-of-00099");
   }
   // A missing shard listed in dataset_info.json is a clear error.
   fs::remove(files[2]);
@@ -372,6 +388,9 @@ TEST(TfdsTestSets, LabelConventions) {
     EXPECT_TRUE(find_shard_test_set(r.tfds.string(), set, index, 24, false)) << set;
   }
   EXPECT_FALSE(find_shard_test_set(r.tfds.string(), "imagenet-a", index, 24, false));  // 4 classes: no A
+  // V2: only the chosen variant's config (matched-frequency is the one written).
+  EXPECT_FALSE(find_shard_test_set(r.tfds.string(), "imagenet-v2", index, 24, false, "top-images"));
+  EXPECT_TRUE(find_shard_test_set(r.tfds.string(), "imagenet-v2", index, 24, false, "matched-frequency"));
   EXPECT_TRUE(find_shard_test_set(r.wds.string(), "imagenet", index, 24, false));
 }
 

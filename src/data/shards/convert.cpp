@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <tuple>
 
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
+#include "data/ilsvrc/official.h"
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/folder_dataset.h"
 #include "data/imagenet/subset_classes.h"
@@ -21,11 +25,90 @@ std::vector<SourceSample> to_sources(const std::vector<img::Sample>& samples,
                                      const std::function<int64_t(int64_t)>& stored_label) {
   std::vector<SourceSample> out;
   out.reserve(samples.size());
-  for (const auto& s : samples) out.push_back(SourceSample{s.path, stored_label(s.label), ""});
+  for (const auto& s : samples) {
+    SourceSample source;
+    source.path = s.path;
+    source.label = stored_label(s.label);
+    out.push_back(source);
+  }
   return out;
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, int64_t>> convert_official_to_shards(const ConvertOptions& o,
+                                                                        std::vector<std::string>* problems) {
+  namespace ils = data::ilsvrc;
+  std::error_code ec;
+  require(fs::is_directory(o.from, ec), "--from " + o.from.string() + " is not a folder");
+  const auto files = ils::find_official(o.from);
+  require(files.train_tar || files.val_tar,
+          "--from " + o.from.string() + " holds neither ILSVRC2012_img_train.tar nor ILSVRC2012_img_val.tar");
+  require(!files.val_tar || files.devkit,
+          "--from " + o.from.string() + ": ILSVRC2012_img_val.tar needs ILSVRC2012_devkit_t12.tar.gz beside it");
+  // Resume only our own interrupted output: the marker names the source it was made from.
+  const fs::path marker = o.to / ".lth-make-shards";
+  const std::string source = fs::absolute(o.from).lexically_normal().string() + "\n";
+  if (fs::exists(o.to, ec) && !fs::is_empty(o.to, ec)) {
+    std::ifstream in(marker);
+    const std::string was(std::istreambuf_iterator<char>(in), {});
+    require(was == source, "--to " + o.to.string() +
+                               " exists and is not empty (and is not an interrupted make-shards of this --from)");
+    spdlog::info("{}: resuming an interrupted make-shards; finished shards are kept", o.to.string());
+  } else {
+    fs::create_directories(o.to);
+    std::ofstream(marker) << source;
+  }
+  std::vector<std::pair<std::string, int64_t>> written;
+  std::vector<std::string> issues;
+  ils::OfficialSplit train, val;
+  if (files.train_tar) train = ils::index_official_train(*files.train_tar);
+  // Labels as the folder reader of the prepared layout gives them: the train tar's classes.
+  const auto index = train.wnids.empty() ? img::ClassIndex::canonical() : img::ClassIndex(train.wnids);
+  if (files.val_tar) val = ils::index_official_val(*files.val_tar, ils::read_devkit(*files.devkit));
+  const auto sources = [&](const ils::OfficialSplit& split) {
+    issues.insert(issues.end(), split.problems.begin(), split.problems.end());
+    std::vector<SourceSample> out;
+    for (const auto& t : split.samples) {
+      const auto l = index.find(t.wnid);
+      if (!l) continue;  // a val class without train images: outside the label space
+      out.push_back(SourceSample{t.tar, *l, t.wnid + "/" + fs::path(t.file_name).stem().string(), t.offset,
+                                 static_cast<int64_t>(t.size), t.file_name});
+    }
+    std::stable_sort(out.begin(), out.end(), [](const SourceSample& a, const SourceSample& b) {
+      return std::tie(a.label, a.file_name) < std::tie(b.label, b.file_name);
+    });
+    return out;
+  };
+  const std::vector<std::tuple<std::string, const ils::OfficialSplit*, std::string, std::string>> splits = {
+      {"imagenet/train", files.train_tar ? &train : nullptr, "train", "train"},
+      {"imagenet", files.val_tar ? &val : nullptr, "val", "validation"}};
+  if (o.format == ShardFormat::WebDataset) {
+    for (const auto& [set, split, prefix, tfds_split] : splits) {
+      if (!split) continue;
+      const auto samples = sources(*split);
+      write_webdataset_shards(samples, o.to / prefix, prefix, o.shard_size, /*resume=*/true);
+      written.emplace_back(set, static_cast<int64_t>(samples.size()));
+    }
+    std::ofstream out(o.to / "classes.txt");
+    for (const auto& w : index.wnids()) out << w << "\n";
+  } else {
+    TfdsMetadata meta{"imagenet2012", "5.1.0", {}, index.size(), index.wnids(), true};
+    const auto dir = o.to / "imagenet2012" / meta.version;
+    for (const auto& [set, split, prefix, tfds_split] : splits) {
+      if (!split) continue;
+      const auto samples = sources(*split);
+      meta.splits.emplace_back(tfds_split, write_tfrecord_shards(samples, dir, meta.name, tfds_split, o.shard_size,
+                                                                 /*resume=*/true));
+      written.emplace_back(set, static_cast<int64_t>(samples.size()));
+    }
+    write_tfds_metadata(dir, meta);
+  }
+  for (const auto& p : issues) spdlog::warn("{}", p);
+  if (problems) *problems = issues;
+  fs::remove(marker);  // complete: no longer an interrupted run
+  return written;
+}
 
 ShardFormat parse_shard_format(const std::string& name) {
   if (name == "tfrecord" || name == "tfds") return ShardFormat::TFRecord;

@@ -27,6 +27,16 @@ struct ConvertOptions {
 // holds none of the sets, or a file cannot be read.
 std::vector<std::pair<std::string, int64_t>> convert_folders_to_shards(const ConvertOptions& options);
 
+// The official ILSVRC2012 tars in `from` (data/ilsvrc/official.h: ILSVRC2012_img_train.tar,
+// ILSVRC2012_img_val.tar, the devkit) streamed straight into shards -- pictures are read from
+// the tars in place, nothing is unpacked -- with the same labels and order as `lth
+// prepare-imagenet` followed by convert_folders_to_shards. Resumable: `to` may hold an
+// earlier, interrupted run's output (marked by its .lth-make-shards file naming `from`);
+// finished shards are kept, the rest written. Problems of the source (a truncated tar) are
+// logged as warnings and returned in `problems`.
+std::vector<std::pair<std::string, int64_t>> convert_official_to_shards(const ConvertOptions& options,
+                                                                        std::vector<std::string>* problems = nullptr);
+
 ShardFormat parse_shard_format(const std::string& name);
 
 }  // namespace lth::data::shards

@@ -7,6 +7,9 @@
 #include <set>
 
 #include "common/error.h"
+#include "data/ilsvrc/layouts.h"
+#include "data/ilsvrc/official.h"
+#include "data/imagenet/folder_dataset.h"
 #include "data/imagenet/imagenet_dataset.h"
 #include "data/imagenet/subset_classes.h"
 #include "data/shards/shard_dataset.h"
@@ -112,6 +115,13 @@ DatasetPtr open_tfds_split(const TfdsBuilder& b, const std::string& split_name, 
   require(split != nullptr, (b.dir / "dataset_info.json").string() + ": no split '" + split_name + "'");
   auto shards = index_tfrecord_files(split->files, options.strict);
   check_counts(*split, shards);
+  if (split->counts_from_files) {
+    int64_t records = 0;
+    for (const auto n : shards.records_per_file) records += n;
+    spdlog::warn("{}: split '{}' states no shard counts (neither shardLengths nor numShards); read {} "
+                 "files named by its file template, {} records counted",
+                 (b.dir / "dataset_info.json").string(), split_name, split->files.size(), records);
+  }
   options.image_feature = b.image_feature;
   options.label_feature = b.label_feature;
   options.label_map = label_map_for(b, index, needs_names);
@@ -157,6 +167,9 @@ img::ClassIndex class_index_for_root(const std::string& root) {
   if (looks_like_shard_pattern(root)) {
     throw UserError("--data_root " + root + ": no shard files match");
   }
+  // Folders: lth's layout, Kaggle's tree, ... (data/ilsvrc/layouts.h).
+  const auto layout = ilsvrc::resolve_imagenet_layout(root, {});
+  if (!layout.train_dir.empty()) return ilsvrc::class_index_of(layout);
   return img::ClassIndex::for_data_root(root);
 }
 
@@ -185,7 +198,30 @@ DatasetPtr make_imagenet_any(const DataConfig& config, Split split) {
                       (train ? "" : " (the val split is the pattern with 'train' replaced by 'val')"));
     }
   }
-  return img::make_imagenet_dataset(config, split);
+  // ImageNet as downloaded: Kaggle's tree, a flat val folder with labels (data/ilsvrc).
+  const auto layout = ilsvrc::resolve_imagenet_layout(config.root, {config.val_labels, config.v2_variant});
+  const bool own_layout = layout.kind == "lth folders";
+  if (layout.kind.empty()) {
+    const auto tars = ilsvrc::find_official(config.root);
+    require(!tars.train_tar && !tars.val_tar,
+            "--data_root " + config.root + " holds the official ILSVRC2012 tars; training reads them after `lth "
+            "prepare-imagenet --from " + config.root + " --to DATA` or `lth make-shards --from " + config.root +
+            " --to SHARDS` (docs/DATA.md, \"From the download to a run\")");
+  }
+  if (layout.kind.empty() || (own_layout && (train || !layout.val_flat))) return img::make_imagenet_dataset(config, split);
+  const auto index = ilsvrc::class_index_of(layout);
+  img::FolderOptions options;
+  options.size = size_of(config.image_size);
+  options.train = augment;
+  options.strict = config.strict;
+  if (train) {
+    require(!layout.train_dir.empty(), "--data_root " + config.root + " (" + layout.kind + ") has no train folder");
+    return img::open_wnid_dataset("imagenet/train", layout.train_dir, index, options);
+  }
+  require(!layout.val_dir.empty(), "--data_root " + config.root + " (" + layout.kind + ") has no val folder");
+  auto samples = ilsvrc::list_val_samples(layout, index, {config.val_labels, config.v2_variant});
+  return std::make_shared<img::ImageFolderDataset>("imagenet", std::move(samples), index.size(),
+                                                   std::vector<int64_t>{}, options);
 }
 
 DataTraits imagenet_traits_any(const DataConfig& config) {
@@ -199,8 +235,13 @@ DataTraits imagenet_traits_any(const DataConfig& config) {
 
 std::optional<ShardTestSet> find_shard_test_set(const std::string& root, const std::string& name,
                                                 const img::ClassIndex& index, int64_t image_size,
-                                                bool strict) {
+                                                bool strict, const std::string& v2_variant) {
   const auto options = read_options(nullptr, image_size, /*train=*/false, strict);
+  // The release's variant name -> TFDS's config name (ilsvrc::v2_release_folder checks the name).
+  (void)ilsvrc::v2_release_folder(v2_variant);
+  const std::string v2_config = v2_variant == "threshold0.7" ? "threshold-0.7"
+                                : v2_variant == "top-images" ? "topimages"
+                                                             : "matched-frequency";
   struct Build {
     const char* set;
     const char* builder;
@@ -210,7 +251,7 @@ std::optional<ShardTestSet> find_shard_test_set(const std::string& root, const s
   };
   static const std::vector<Build> builds = {
       {"imagenet", "imagenet2012", {}, "validation", false},
-      {"imagenet-v2", "imagenet_v2", {"matched-frequency", "threshold-0.7", "topimages"}, "test", false},
+      {"imagenet-v2", "imagenet_v2", {"@v2"}, "test", false},
       {"imagenet-r", "imagenet_r", {}, "test", true},
       {"imagenet-a", "imagenet_a", {}, "test", true},
       {"imagenet-sketch", "imagenet_sketch", {}, "test", false},
@@ -219,7 +260,10 @@ std::optional<ShardTestSet> find_shard_test_set(const std::string& root, const s
   const bool is_dir = !root.empty() && !looks_like_shard_pattern(root) && fs::is_directory(root, ec);
   for (const auto& b : builds) {
     if (name != b.set || !is_dir) continue;
-    if (auto dir = find_tfds_version(root, b.builder, b.configs)) {
+    auto configs = b.configs;
+    for (auto& c : configs)
+      if (c == "@v2") c = v2_config;
+    if (auto dir = find_tfds_version(root, b.builder, configs)) {
       const auto builder = read_tfds_builder(*dir);
       if (!builder.split(b.split)) continue;
       return ShardTestSet{*dir, open_tfds_split(builder, b.split, name, index, options, b.needs_names)};

@@ -29,8 +29,10 @@ struct ShardTestSet {
 };
 // A suite set ("imagenet", "imagenet-v2", "imagenet-r", "imagenet-a", "imagenet-sketch") stored
 // as TFDS shards under data_root (or, for "imagenet", WebDataset val shards); nullopt if absent.
+// imagenet-v2: the TFDS config of `v2_variant` (matched-frequency, threshold0.7, top-images: the
+// release names; TFDS's configs matched-frequency, threshold-0.7, topimages) only.
 std::optional<ShardTestSet> find_shard_test_set(const std::string& data_root, const std::string& name,
                                                 const imagenet::ClassIndex& index, int64_t image_size,
-                                                bool strict);
+                                                bool strict, const std::string& v2_variant = "matched-frequency");
 
 }  // namespace lth::data::shards

@@ -91,23 +91,22 @@ bool parse_pax(std::string_view data, std::string& path, uint64_t& size, bool& h
   return true;
 }
 
-}  // namespace
-
-TarScan scan_tar(const RandomAccessFile& file) {
+// The scan over bytes [begin, end) of a source read with read_at(offset, out, size) -> count.
+template <typename ReadAt>
+TarScan scan_range(const ReadAt& read_at, uint64_t begin, uint64_t file_size,
+                   const std::string& name_of_file) {
   TarScan scan;
-  const uint64_t file_size = file.size();
-  const std::string name_of_file = file.path().string();
   const auto fail = [&](uint64_t at, const std::string& why) {
     scan.problem = name_of_file + " at byte " + std::to_string(at) + ": " + why;
   };
-  uint64_t pos = 0;
+  uint64_t pos = begin;
   std::string next_name;   // from a GNU 'L' or pax 'x' record, for the following member
   uint64_t next_size = 0;
   bool has_next_size = false;
   uint8_t h[kBlock];
   constexpr uint64_t kMaxMetadata = 1 << 20;  // long names / pax headers larger than 1 MiB: hostile
   while (pos < file_size) {
-    if (file_size - pos < kBlock || file.read_at(pos, h, kBlock) != kBlock) {
+    if (file_size - pos < kBlock || read_at(pos, h, kBlock) != kBlock) {
       fail(pos, "truncated tar header");
       break;
     }
@@ -135,7 +134,7 @@ TarScan scan_tar(const RandomAccessFile& file) {
         break;
       }
       std::string data(size, '\0');
-      if (file.read_at(data_at, data.data(), size) != size) {
+      if (read_at(data_at, data.data(), size) != size) {
         fail(pos, "truncated long-name/pax record");
         break;
       }
@@ -164,6 +163,26 @@ TarScan scan_tar(const RandomAccessFile& file) {
     pos = next;
   }
   return scan;
+}
+
+}  // namespace
+
+TarScan scan_tar(const RandomAccessFile& file) { return scan_tar(file, 0, file.size()); }
+
+TarScan scan_tar(const RandomAccessFile& file, uint64_t begin, uint64_t end) {
+  end = std::min(end, file.size());
+  const auto read_at = [&](uint64_t at, void* out, size_t n) { return file.read_at(at, out, n); };
+  return scan_range(read_at, std::min(begin, end), end, file.path().string());
+}
+
+TarScan scan_tar_bytes(std::string_view bytes, const std::string& name) {
+  const auto read_at = [&](uint64_t at, void* out, size_t n) -> size_t {
+    if (at >= bytes.size()) return 0;
+    const size_t k = std::min<uint64_t>(n, bytes.size() - at);
+    std::memcpy(out, bytes.data() + at, k);
+    return k;
+  };
+  return scan_range(read_at, 0, bytes.size(), name);
 }
 
 TarWriter::TarWriter(const std::filesystem::path& path)

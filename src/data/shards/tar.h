@@ -28,6 +28,12 @@ struct TarScan {
 };
 
 TarScan scan_tar(const RandomAccessFile& file);
+// The tar held in bytes [begin, end) of `file` -- a member of an outer tar, as the per-class
+// tars inside ILSVRC2012_img_train.tar are: offsets stay offsets in `file`, and the scan never
+// reads outside the range. Nesting is the caller's (data/ilsvrc reads exactly one level).
+TarScan scan_tar(const RandomAccessFile& file, uint64_t begin, uint64_t end);
+// A tar held in memory (a decompressed .tar.gz); offsets index `bytes`; `name` labels problems.
+TarScan scan_tar_bytes(std::string_view bytes, const std::string& name);
 
 // Writes a ustar archive member by member (names up to 255 bytes via the prefix field,
 // longer ones as a GNU 'L' record); close() adds the two zero blocks that end an archive.

@@ -68,6 +68,39 @@ std::string expand_template(std::string tpl, const std::string& dataset, const s
   return tpl;
 }
 
+// The shard count Y of the files named by `tpl` with {SHARD_X_OF_Y} = "XXXXX-of-YYYYY" in `dir`
+// (0 when none); files disagreeing on Y are an error naming two of them.
+int64_t shards_by_template(const fs::path& dir, const std::string& tpl, const std::string& dataset,
+                           const std::string& split, const fs::path& info_path) {
+  const std::string probe = expand_template(tpl, dataset, split, 0, 0);  // "...-00000-of-00000"
+  const std::string marker = "00000-of-00000";
+  const auto at = probe.rfind(marker);
+  require(at != std::string::npos, info_path.string() + ": split '" + split +
+                                       "' states no shard counts and its file template has no "
+                                       "{SHARD_X_OF_Y} to find the files by");
+  const std::string head = probe.substr(0, at), tail = probe.substr(at + marker.size());
+  int64_t num = 0;
+  std::string first;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() != probe.size() || name.compare(0, head.size(), head) != 0 ||
+        name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
+      continue;
+    const std::string xy = name.substr(head.size(), marker.size());
+    if (xy.substr(5, 4) != "-of-" ||
+        !std::all_of(xy.begin(), xy.begin() + 5, ::isdigit) ||
+        !std::all_of(xy.begin() + 9, xy.end(), ::isdigit))
+      continue;
+    const int64_t y = std::stoll(xy.substr(9));
+    require(num == 0 || y == num, info_path.string() + ": split '" + split + "': shard files " + first +
+                                      " and " + name + " disagree on the number of shards");
+    num = y;
+    if (first.empty()) first = name;
+  }
+  return num;
+}
+
 void read_features(const fs::path& dir, TfdsBuilder& b) {
   const auto path = dir / "features.json";
   if (!fs::exists(path)) return;  // older TFDS: the defaults "image" and "label"
@@ -140,9 +173,15 @@ TfdsBuilder read_tfds_builder(const fs::path& dir) {
       }
     }
     // Older TFDS (before shardLengths) stated only "numShards"; counts then come from the files.
-    const auto num = !split.shard_lengths.empty() || !s.contains("numShards")
-                         ? static_cast<int64_t>(split.shard_lengths.size())
-                         : as_int(s["numShards"], info_path, "numShards of split '" + split.name + "'");
+    // Some hand-made or partly written infos state neither: the files matching the name
+    // template are then the split (records counted at open, with a warning).
+    int64_t num = static_cast<int64_t>(split.shard_lengths.size());
+    if (split.shard_lengths.empty() && s.contains("numShards")) {
+      num = as_int(s["numShards"], info_path, "numShards of split '" + split.name + "'");
+    } else if (split.shard_lengths.empty()) {
+      num = shards_by_template(dir, tpl, b.name, split.name, info_path);
+      split.counts_from_files = true;
+    }
     for (int64_t i = 0; i < num; ++i) {
       const auto file = dir / expand_template(tpl, b.name, split.name, i, num);
       require(fs::exists(file), file.string() + ": shard listed in " + info_path.string() + " is missing");

@@ -5,8 +5,9 @@
 //   features.json       feature names and kinds (Image, ClassLabel with numClasses)
 //   <label>.labels.txt  ClassLabel names, one per line, in label order
 //   <builder>-<split>.tfrecord-00000-of-01024 ...
-// read_tfds_builder finds the splits, their files and counts, and the image and label
-// feature names; find_tfds_version picks the highest version holding dataset_info.json.
+// read_tfds_builder finds the splits, their files and counts (shardLengths, else the older
+// numShards, else -- hand-made or partly written infos -- the files the template names, with
+// a warning at open), and the image and label feature names; find_tfds_version picks the highest version holding dataset_info.json.
 // write_tfds_split / write_tfds_metadata write the same layout (lth make-shards).
 #include <cstdint>
 #include <filesystem>
@@ -20,6 +21,9 @@ struct TfdsSplit {
   std::string name;
   std::vector<std::filesystem::path> files;
   std::vector<int64_t> shard_lengths;  // as dataset_info.json states them (empty: only numShards)
+  // dataset_info.json states neither shardLengths nor numShards: `files` are those matching
+  // the file-name template, and the records are counted when the split is opened.
+  bool counts_from_files = false;
 };
 
 struct TfdsBuilder {

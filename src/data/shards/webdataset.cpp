@@ -145,6 +145,12 @@ std::optional<WebDatasetSplit> find_webdataset_split(const std::string& root, co
   if (out.files.empty()) {
     for (const auto& name : names) {
       out.files = tars_in(dir, "*" + name + "*");
+      // The official ILSVRC2012_img_train/val.tar are not WebDataset shards (data/ilsvrc).
+      out.files.erase(std::remove_if(out.files.begin(), out.files.end(),
+                                     [](const auto& f) {
+                                       return fs::path(f).filename().string().rfind("ILSVRC2012_img_", 0) == 0;
+                                     }),
+                      out.files.end());
       if (!out.files.empty()) break;
     }
   }
