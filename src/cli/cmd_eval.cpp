@@ -18,6 +18,7 @@
 #include "eval/evaluator.h"
 #include "eval/suite.h"
 #include "imp/experiment.h"
+#include "infer/engine.h"
 #include "io/checkpoint.h"
 #include "io/file_util.h"
 #include "models/network.h"
@@ -37,6 +38,7 @@ struct EvalFlags {
   int64_t num_workers = 2;
   int64_t threads = 0;
   std::string device = "auto";
+  std::string engine = "auto";  // infer/engine.h: sparse, dense or auto
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -132,6 +134,22 @@ void run_eval(const EvalFlags& f) {
   pruning::load_state(*net, ckpt.state, f.ckpt);  // parameters and BN statistics
   const auto device = imp::resolve_device(f.device);
   net->to(device);
+  // The sparse engine (CPU only): "auto" runs it only where some layer is below its
+  // crossover density, and LibTorch's own forward otherwise (and on other devices).
+  infer::EngineOptions engine;
+  engine.mode = infer::parse_engine_mode(f.engine);
+  require(engine.mode != infer::EngineMode::Sparse || device.is_cpu(),
+          "--engine sparse: the sparse engine runs on the CPU only (use --device cpu)");
+  if (!device.is_cpu()) engine.mode = infer::EngineMode::Dense;
+  net = infer::prepare_for_inference(net, engine);
+  if (const auto* compiled = dynamic_cast<const infer::CompiledNetwork*>(net.get())) {
+    std::cerr << "engine " << infer::engine_mode_name(engine.mode) << ": "
+              << compiled->sparse_layer_count() << " of " << compiled->layers().size()
+              << " layers sparse\n"
+              << infer::describe_plan(*compiled);
+  } else {
+    std::cerr << "engine " << infer::engine_mode_name(engine.mode) << ": dense (LibTorch)\n";
+  }
 
   nlohmann::json test = nlohmann::json::object();
   for (const auto& set : suite.present) {
@@ -192,6 +210,10 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--threads", f->threads, "intra-op threads (0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else all cores)")
       ->capture_default_str();
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--engine", f->engine,
+                  "sparse (skip pruned weights, CPU), dense (LibTorch) or auto (sparse where a "
+                  "layer's density is below its measured crossover)")
+      ->capture_default_str();
   cmd->add_option("--strict_data", f->strict_data, "unreadable images are errors, not logged skips")
       ->capture_default_str();
   cmd->callback([f] { run_eval(*f); });
