@@ -7,6 +7,7 @@
 //
 // Example: bench_sparse_layers --batches 1,32 --threads 2
 #include <ATen/Parallel.h>
+#include <malloc.h>
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -61,6 +62,10 @@ double time_layer(const Layer& layer, const at::Tensor& x, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As lth's main (src/cli/main.cpp): freed buffers stay mapped, so every forward does not
+  // fault its activations in again; both engines (and LIBXSMM) run under it.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);
   CLI::App app{"sparse vs dense conv crossover per ResNet-50 layer shape"};
   std::string batches = "1,32", densities = "0.05,0.1,0.2,0.3,0.4,0.5,0.7";
   int threads = 2, reps = 3;

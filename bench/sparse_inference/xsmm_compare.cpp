@@ -11,6 +11,7 @@
 // Built only when LIBXSMM is installed (bench/sparse_inference/CMakeLists.txt).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <malloc.h>
 #include <libxsmm.h>
 
 #include <chrono>
@@ -48,6 +49,10 @@ double rel_err(const float* c, const at::Tensor& ref) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As lth's main (src/cli/main.cpp): freed buffers stay mapped, so every forward does not
+  // fault its activations in again; both engines (and LIBXSMM) run under it.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);
   const int reps = argc > 1 ? std::atoi(argv[1]) : 5;
   at::set_num_threads(1);
   libxsmm_init();

@@ -16,6 +16,7 @@ struct LayerShape {
   int64_t kernel_h = 1, kernel_w = 1;
   int64_t stride = 1;
   int64_t in_channels = 0, out_channels = 0;
+  int64_t out_h = 1, out_w = 1;  // output size (1x1 for linear layers)
 };
 
 // The density at or below which the sparse kernel beat the dense one.

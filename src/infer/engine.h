@@ -41,7 +41,7 @@ struct LayerSummary {
   double density = 0;
   bool sparse = false;
   int64_t dense_macs = 0;   // per image
-  int64_t sparse_macs = 0;  // nonzero weights x output positions, per image
+  int64_t sparse_macs = 0;  // density (of the mask, before BN folding) x dense_macs
   int64_t weight_bytes = 0;
 };
 
