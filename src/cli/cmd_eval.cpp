@@ -109,6 +109,8 @@ void print_table(const nlohmann::json& results, const eval::TestSuite& suite) {
 
 void run_eval(const EvalFlags& f) {
   configure_threads(static_cast<int>(f.threads));
+  infer::EngineOptions engine;
+  engine.mode = infer::parse_engine_mode(f.engine);  // a bad flag fails before any loading
   const auto ckpt = io::load_checkpoint(f.ckpt);
   int64_t size = f.image_size;
   if (size == 0) size = config_value<int64_t>(f.ckpt, ckpt.config, "data", "image_size", 0);
@@ -136,8 +138,6 @@ void run_eval(const EvalFlags& f) {
   net->to(device);
   // The sparse engine (CPU only): "auto" runs it only where some layer is below its
   // crossover density, and LibTorch's own forward otherwise (and on other devices).
-  infer::EngineOptions engine;
-  engine.mode = infer::parse_engine_mode(f.engine);
   require(engine.mode != infer::EngineMode::Sparse || device.is_cpu(),
           "--engine sparse: the sparse engine runs on the CPU only (use --device cpu)");
   if (!device.is_cpu()) engine.mode = infer::EngineMode::Dense;
