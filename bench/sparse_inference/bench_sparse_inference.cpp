@@ -51,11 +51,14 @@ std::vector<T> parse_list(const std::string& s) {
   return out;
 }
 
-// Median seconds per batch of `forward`.
-double time_batches(models::Network& net, const torch::Tensor& images, int reps, double min_seconds) {
+// Median seconds per batch of `forward`; `cpu_per_batch` gets this process's CPU seconds per
+// timed batch (less sensitive than wall time to other processes taking the cores).
+double time_batches(models::Network& net, const torch::Tensor& images, int reps, double min_seconds,
+                    double& cpu_per_batch) {
   torch::NoGradGuard no_grad;
   net.forward(images);  // warm-up: first-touch allocations, cached offsets
   std::vector<double> times;
+  const double cpu0 = own_cpu_seconds();
   const auto t0 = Clock::now();
   while (static_cast<int>(times.size()) < reps || seconds_since(t0) < min_seconds) {
     const auto t = Clock::now();
@@ -63,6 +66,7 @@ double time_batches(models::Network& net, const torch::Tensor& images, int reps,
     times.push_back(seconds_since(t));
     if (times.size() > 1000) break;
   }
+  cpu_per_batch = (own_cpu_seconds() - cpu0) / static_cast<double>(times.size());
   return median(times);
 }
 
@@ -160,19 +164,21 @@ int main(int argc, char** argv) {
             for (const char* which : {"sparse", "dense"}) {
               const bool sparse = std::string(which) == "sparse";
               CpuWatch watch;
-              const double s = time_batches(sparse ? *engine : *net, images, reps, min_seconds);
+              double cpu = 0;
+              const double s = time_batches(sparse ? *engine : *net, images, reps, min_seconds, cpu);
               json r = {{"kind", "time"}, {"engine", std::string("lth_") + which}, {"family", family},
                         {"density", d}, {"conv_density", round_to(actual, 5)},
                         {"ideal_speedup", round_to(ideal, 3)}, {"batch", batch}, {"threads", t},
                         {"sec_per_batch", round_to(s, 5)}, {"img_s", round_to(batch / s, 2)},
+                        {"cpu_s_per_img", round_to(cpu / batch, 5)},
                         {"weight_mb", round_to((sparse && engine != net ? sparse_bytes : dense_bytes) / 1e6, 2)},
                         {"sparse_layers", sparse ? compiled->sparse_layer_count() * (engine != net) : 0},
                         {"max_rss_mb", round_to(max_rss_mb(), 0)}, {"isa", infer::isa_name(eo.isa)},
                         {"start_quiet_frac", quiet}};
               r.update(watch.report());
               std::cout << r.dump() << std::endl;
-              std::fprintf(stderr, "%-6s %-7s d=%-6g batch %3lld threads %d: %8.2f img/s\n", which,
-                           family.c_str(), d, static_cast<long long>(batch), t, batch / s);
+              std::fprintf(stderr, "%-6s %-7s d=%-6g batch %3lld threads %d: %8.2f img/s, %.4f CPU s/img\n",
+                           which, family.c_str(), d, static_cast<long long>(batch), t, batch / s, cpu / batch);
             }
           }
         }

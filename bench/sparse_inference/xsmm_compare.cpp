@@ -58,6 +58,15 @@ int main(int argc, char** argv) {
   libxsmm_init();
   struct Shape { int m, k, side; };  // Cout, Cin, H = W
   const Shape shapes[] = {{64, 256, 56}, {128, 512, 28}, {256, 1024, 14}, {2048, 512, 7}, {512, 2048, 7}};
+  {
+    // Warm-up (untimed): the first sizeable run of the process was 10x slow (page faults of
+    // fresh heap, clock ramp), which made the first row meaningless.
+    const auto w = at::randn({256, 256}) * (at::rand({256, 256}) < 0.2);
+    const lth::infer::Layer warm("warm", lth::infer::LayerKind::Conv, w.view({256, 256, 1, 1}), {}, {},
+                                 true, lth::infer::best_isa());
+    const auto x = at::randn({1, 256, 56, 56});
+    for (int i = 0; i < 20; ++i) warm.forward(x);
+  }
   std::printf("| density | Cout x Cin, HxW | lth ms | spmdm ms | fsspmdm ms | lth / spmdm | errors (lth, spmdm, fsspmdm) |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   for (double d : {0.2097, 0.1074, 0.018}) {

@@ -62,17 +62,13 @@ Layer::Layer(std::string name, LayerKind kind, const at::Tensor& weight, const a
   row_ptr_.assign(1, 0);
   row_ptr_.reserve(out_ + 1);
   vals_.reserve(nnz_);
-  col_c_.reserve(nnz_);
-  col_kh_.reserve(nnz_);
-  col_kw_.reserve(nnz_);
+  cols_.reserve(nnz_);
   for (int64_t o = 0; o < out_; ++o) {
     for (int64_t j = 0; j < cols; ++j) {
       const float v = p[o * cols + j];
       if (v == 0.f) continue;
       vals_.push_back(v);
-      col_c_.push_back(static_cast<int32_t>(j / taps));
-      col_kh_.push_back(static_cast<int32_t>((j % taps) / geo_.kernel_w));
-      col_kw_.push_back(static_cast<int32_t>(j % geo_.kernel_w));
+      cols_.push_back(static_cast<int32_t>(j));
     }
     row_ptr_.push_back(static_cast<int64_t>(vals_.size()));
   }
@@ -98,8 +94,9 @@ int64_t Layer::sparse_macs(int64_t in_h, int64_t in_w) const {
 
 int64_t Layer::weight_bytes() const {
   if (!sparse_) return numel_ * 4;
-  // value + offset per nonzero, a row pointer per output channel.
-  return nnz_ * 8 + (out_ + 1) * 8;
+  // Per nonzero its value, column and input offset; per output channel a row pointer and,
+  // for convolutions, the channel-block segments of the cached plan.
+  return nnz_ * 12 + (out_ + 1) * 8 + static_cast<int64_t>(plan_.seg.size()) * 8;
 }
 
 at::Tensor Layer::forward(const at::Tensor& x, const at::Tensor& residual, bool relu) const {
@@ -161,6 +158,7 @@ const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
   }
   TORCH_CHECK(p.image_floats < std::numeric_limits<int32_t>::max(), name_,
               ": input too large for 32-bit offsets");
+  const int64_t taps = geo_.kernel_h * geo_.kernel_w;
   const int64_t span = p.direct ? 0 : ((geo_.kernel_h - 1) / sh) * p.wq + (geo_.kernel_w - 1) / sw;
   const int64_t channel_bytes = p.phases * (kPosTile + span) * static_cast<int64_t>(sizeof(float));
   p.channel_block = std::clamp<int64_t>(kL1Bytes / channel_bytes, 1, in_);
@@ -170,14 +168,15 @@ const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
     int64_t k = row_ptr_[r];
     for (int64_t b = 0; b <= p.blocks; ++b) {
       const int64_t first_channel = std::min(in_, b * p.channel_block);
-      while (k < row_ptr_[r + 1] && (b == p.blocks || col_c_[k] < first_channel)) ++k;
+      while (k < row_ptr_[r + 1] && (b == p.blocks || cols_[k] / taps < first_channel)) ++k;
       p.seg[r * (p.blocks + 1) + b] = k;
     }
   }
   const int64_t plane = p.hq * p.wq;
   p.offs.resize(vals_.size());
   for (size_t k = 0; k < vals_.size(); ++k) {
-    const int64_t kh = col_kh_[k], kw = col_kw_[k], c = col_c_[k];
+    const int64_t c = cols_[k] / taps, kh = (cols_[k] % taps) / geo_.kernel_w,
+                  kw = cols_[k] % geo_.kernel_w;
     if (p.direct) {
       p.offs[k] = static_cast<int32_t>(c * plane);
     } else {
@@ -308,7 +307,7 @@ at::Tensor Layer::forward_sparse_linear(const at::Tensor& x, const at::Tensor& r
   const auto xt = x.t().contiguous();
   if (linear_batch_ != n) {
     linear_offs_.resize(vals_.size());
-    for (size_t k = 0; k < vals_.size(); ++k) linear_offs_[k] = static_cast<int32_t>(col_c_[k] * n);
+    for (size_t k = 0; k < vals_.size(); ++k) linear_offs_[k] = static_cast<int32_t>(cols_[k] * n);
     linear_batch_ = n;
   }
   auto out_t = at::empty({out_, n}, x.options());

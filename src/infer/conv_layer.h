@@ -62,7 +62,7 @@ class Layer {
   int64_t dense_macs(int64_t in_h, int64_t in_w) const;
   int64_t sparse_macs(int64_t in_h, int64_t in_w) const;
   std::pair<int64_t, int64_t> output_size(int64_t in_h, int64_t in_w) const;
-  // Bytes the compiled weights take (CSR or dense).
+  // Bytes the compiled weights take (CSR with the offsets for the last input size, or dense).
   int64_t weight_bytes() const;
 
  private:
@@ -96,9 +96,10 @@ class Layer {
   Isa isa_ = Isa::Portable;
   int64_t nnz_ = 0, numel_ = 0;
   at::Tensor weight_, bias_;  // dense path (weight_ kept for the dense path only)
-  // CSR: row_ptr_ [out+1]; per nonzero its input channel and tap (kh, kw), and value.
+  // CSR: row_ptr_ [out+1]; per nonzero its column (ci * kh * kw + tap, the dense row-major
+  // index within the row) and value.
   std::vector<int64_t> row_ptr_;
-  std::vector<int32_t> col_c_, col_kh_, col_kw_;
+  std::vector<int32_t> cols_;
   std::vector<float> vals_;
   std::vector<float> bias_vals_;
   mutable ConvPlan plan_;  // cached geometry for the last input size (forward is single-caller)
