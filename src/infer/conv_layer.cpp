@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <tuple>
@@ -19,6 +20,7 @@ namespace {
 constexpr int64_t kRowBlock = 64;
 constexpr int64_t kPosTile = 128;
 constexpr int64_t kL1Bytes = 24 * 1024;
+constexpr double kMinBlockNonzeros = 8;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -161,7 +163,14 @@ const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
   const int64_t taps = geo_.kernel_h * geo_.kernel_w;
   const int64_t span = p.direct ? 0 : ((geo_.kernel_h - 1) / sh) * p.wq + (geo_.kernel_w - 1) / sw;
   const int64_t channel_bytes = p.phases * (kPosTile + span) * static_cast<int64_t>(sizeof(float));
-  p.channel_block = std::clamp<int64_t>(kL1Bytes / channel_bytes, 1, in_);
+  // Each block costs every row a load and a store of its partial sums; a block should hold
+  // enough of a row's nonzeros (kMinBlockNonzeros, expected) to pay for them, so sparse
+  // layers take wider blocks than the L1 budget alone would give (measured: at density 0.018
+  // a 1x1 256->64 layer at 56x56 ran 0.13 ms in 6 blocks, LIBXSMM's JIT 0.05 ms).
+  const double row_density = density() * static_cast<double>(taps);
+  const int64_t for_nonzeros =
+      row_density > 0 ? static_cast<int64_t>(std::ceil(kMinBlockNonzeros / row_density)) : in_;
+  p.channel_block = std::clamp<int64_t>(std::max(kL1Bytes / channel_bytes, for_nonzeros), 1, in_);
   p.blocks = ceil_div(in_, p.channel_block);
   p.seg.resize(out_ * (p.blocks + 1));
   for (int64_t r = 0; r < out_; ++r) {
