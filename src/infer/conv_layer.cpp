@@ -251,57 +251,71 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
 
   // Grid positions: OH rows of wq columns; the columns past the output width are computed
   // and dropped (they cost (wq - OW) / wq of the work, at most 2/9 on ResNet-50's 7x7 maps).
+  // When there are such columns, an item accumulates into its own tile (kRowBlock x
+  // kPosTile floats, in cache) and then writes the valid positions, with the residual and
+  // the ReLU, into the output: no full-size staging tensor and no second pass over it.
   const bool grid_is_output = p.wq == p.out_w;
   const int64_t grid = p.out_h * p.wq;
-  at::Tensor staging;
-  if (!grid_is_output) staging = at::empty({n, out_, grid}, x.options());
-  float* out_base = grid_is_output ? out.data_ptr<float>() : staging.data_ptr<float>();
+  float* out_base = out.data_ptr<float>();
   const float* res_base = res.defined() ? res.data_ptr<float>() : nullptr;
+  const int64_t oh = p.out_h, ow = p.out_w, wq = p.wq, out_plane = oh * ow;
 
   const int64_t row_blocks = ceil_div(out_, kRowBlock);
   const int64_t pos_tiles = ceil_div(grid, kPosTile);
   const int64_t image_in = p.direct ? in_ * h * w : p.image_floats;
   at::parallel_for(0, n * pos_tiles * row_blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> tile;
+    if (!grid_is_output) tile.resize(kRowBlock * kPosTile);
     for (int64_t item = b0; item < b1; ++item) {
       const int64_t rb = item % row_blocks;
       const int64_t t = (item / row_blocks) % pos_tiles;
       const int64_t i = item / (row_blocks * pos_tiles);
+      const int64_t r0 = rb * kRowBlock, r1 = std::min(out_, r0 + kRowBlock);
+      const int64_t q0 = t * kPosTile, q1 = std::min(grid, q0 + kPosTile);
       RowKernelArgs a;
       a.seg_stride = p.blocks + 1;
       a.offs = p.offs.data();
       a.vals = vals_.data();
       a.bias = bias_vals_.data();
       a.in = in + i * image_in;
-      a.out = out_base + i * out_ * grid;
-      a.out_stride = grid;
       if (grid_is_output) {
+        a.out = out_base + i * out_ * grid;
+        a.out_stride = grid;
         a.residual = res_base ? res_base + i * out_ * grid : nullptr;
         a.relu = relu;
+        for (int64_t b = 0; b < p.blocks; ++b) {
+          a.seg = p.seg.data() + b;
+          a.accumulate = b > 0;
+          a.finish = b + 1 == p.blocks;
+          run_rows(isa_, a, r0, r1, q0, q1);
+        }
+        continue;
       }
+      // Rows [r0, r1) and positions [q0, q1) land at tile[(r - r0) * kPosTile + (q - q0)].
+      a.bias = bias_vals_.data() + r0;
+      a.in += q0;
+      a.out = tile.data();
+      a.out_stride = kPosTile;
       for (int64_t b = 0; b < p.blocks; ++b) {
-        a.seg = p.seg.data() + b;
+        a.seg = p.seg.data() + r0 * (p.blocks + 1) + b;
         a.accumulate = b > 0;
-        a.finish = b + 1 == p.blocks;
-        run_rows(isa_, a, rb * kRowBlock, std::min(out_, (rb + 1) * kRowBlock), t * kPosTile,
-                 std::min(grid, (t + 1) * kPosTile));
+        a.finish = false;
+        run_rows(isa_, a, 0, r1 - r0, 0, q1 - q0);
       }
-    }
-  });
-  if (grid_is_output) return out;
-
-  // Drop the extra grid columns, adding the residual and applying the ReLU on the way.
-  const float* st = staging.data_ptr<float>();
-  float* o = out.data_ptr<float>();
-  const int64_t oh = p.out_h, ow = p.out_w, wq = p.wq;
-  at::parallel_for(0, n * out_, 16, [&](int64_t b0, int64_t b1) {
-    for (int64_t plane = b0; plane < b1; ++plane) {
-      for (int64_t r = 0; r < oh; ++r) {
-        const float* s = st + plane * grid + r * wq;
-        float* d = o + (plane * oh + r) * ow;
-        const float* rs = res_base ? res_base + (plane * oh + r) * ow : nullptr;
-        for (int64_t c = 0; c < ow; ++c) {
-          float v = s[c] + (rs ? rs[c] : 0.f);
-          d[c] = relu && v < 0.f ? 0.f : v;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* src = tile.data() + (r - r0) * kPosTile;
+        float* dst = out_base + (i * out_ + r) * out_plane;
+        const float* rs = res_base ? res_base + (i * out_ + r) * out_plane : nullptr;
+        // The tile's positions, one grid row segment at a time.
+        for (int64_t q = q0; q < q1;) {
+          const int64_t y = q / wq, x0 = q % wq;
+          const int64_t row_end = std::min(q1, (y + 1) * wq);
+          const int64_t x1 = std::min(ow, x0 + (row_end - q));
+          for (int64_t xc = x0; xc < x1; ++xc) {
+            const float v = src[q - q0 + (xc - x0)] + (rs ? rs[y * ow + xc] : 0.f);
+            dst[y * ow + xc] = relu && v < 0.f ? 0.f : v;
+          }
+          q = row_end;
         }
       }
     }

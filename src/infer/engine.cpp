@@ -253,7 +253,8 @@ torch::Tensor CompiledNetwork::forward(const torch::Tensor& images) {
   const models::AutocastOff float32;
   const auto x = source_->standardize(images).to(torch::kFloat32).contiguous();
   const int64_t n = x.size(0);
-  if (n <= 1) return plan_->run(x);
+  // An MLP keeps the batch together: its sparse kernel is vectorised over the batch.
+  if (n <= 1 || (plan_->convs.empty() && plan_->blocks.empty())) return plan_->run(x);
   // One image at a time through the whole network, so that its activations stay in cache
   // between layers: layer by layer over a batch of 32, a sparse layer reads its whole input
   // from DRAM (100 MB at ResNet-50's first stage), and at low density that read, not the

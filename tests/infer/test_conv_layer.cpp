@@ -38,6 +38,9 @@ std::vector<Case> cases() {
       {"tf_same_3x3_s2", 8, 12, 3, 3, 2, 2, 0, 0, 1, 1, 10, 10, true},
       {"tf_same_7x7_s2", 3, 8, 7, 7, 2, 2, 2, 2, 3, 3, 16, 16, true},
       {"no_padding_3x3", 8, 8, 3, 3, 1, 1, 0, 0, 0, 0, 6, 6, false},
+      // Several output-channel blocks and position tiles, ragged at both ends.
+      {"blocks_3x3", 8, 150, 3, 3, 1, 1, 1, 1, 1, 1, 13, 13, true},
+      {"blocks_1x1", 70, 130, 1, 1, 1, 1, 0, 0, 0, 0, 12, 13, false},
   };
 }
 
