@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   CLI::App app{"lth sparse engine vs LibTorch dense on masked ResNet-50"};
   std::string model = "resnet50", families = "uniform,erk,global", densities = "1,0.2097,0.1074,0.018";
   std::string batches = "1,32", threads = "1," + std::to_string(hardware_threads());
-  std::string isa = "auto";
+  std::string isa = "auto", engines = "sparse,dense";
   int64_t image_size = 224;
   int reps = 3;
   double min_seconds = 1.0, wait = 0;
@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps)->capture_default_str();
   app.add_option("--min-seconds", min_seconds, "per figure")->capture_default_str();
   app.add_option("--isa", isa, "auto, avx512, avx2, portable")->capture_default_str();
+  app.add_option("--engines", engines, "lth engines to time: sparse, dense")->capture_default_str();
   app.add_option("--wait-quiet", wait, "seconds to wait for other processes to go idle")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -161,8 +162,9 @@ int main(int argc, char** argv) {
           const auto images = torch::randint(0, 256, {batch, image_size, image_size, 3}, gen, torch::kByte);
           for (int t : parse_list<int>(threads)) {
             at::set_num_threads(t);
-            for (const char* which : {"sparse", "dense"}) {
-              const bool sparse = std::string(which) == "sparse";
+            for (const auto& which_name : parse_list<std::string>(engines)) {
+              const char* which = which_name.c_str();
+              const bool sparse = which_name == "sparse";
               CpuWatch watch;
               double cpu = 0;
               const double s = time_batches(sparse ? *engine : *net, images, reps, min_seconds, cpu);
