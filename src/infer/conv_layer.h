@@ -16,7 +16,9 @@
 // - Dense: at::conv2d / at::linear (oneDNN / BLAS), the padding applied first when it is
 //   asymmetric.
 // Refused (TORCH_CHECK, internal misuse): groups, dilation, non-float32 weights, inputs of the
-// wrong channel count; a layer whose input buffer would exceed 2^31 floats per image runs dense.
+// wrong channel count, and (sparse) an input buffer of 2^31 floats or more per image.
+// Threads: the first forward at an input size fills a cache of offsets; after that, forward
+// may run concurrently (the engine runs the first image alone, then the others in parallel).
 #include <ATen/ATen.h>
 
 #include <cstdint>
@@ -102,7 +104,7 @@ class Layer {
   std::vector<int32_t> cols_;
   std::vector<float> vals_;
   std::vector<float> bias_vals_;
-  mutable ConvPlan plan_;  // cached geometry for the last input size (forward is single-caller)
+  mutable ConvPlan plan_;  // cached geometry for the last input size (see "Threads" above)
   mutable std::vector<int32_t> linear_offs_;
   mutable int64_t linear_batch_ = -1;
 };

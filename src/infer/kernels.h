@@ -5,8 +5,8 @@
 // of grid positions and multiplied into a contiguous run of the input: the loads are
 // unaligned and the tails masked, so any grid size works.
 //
-// Supported: float32 only (bf16 is not implemented). Refused: nothing; an ISA the CPU lacks
-// is never selected (best_isa) and a request for one is a UserError (check_isa).
+// Supported: float32 only (bf16 is not implemented). An ISA the CPU lacks is never selected
+// by best_isa(), and asking for one by name is a UserError (parse_isa).
 #include <cstdint>
 #include <string>
 

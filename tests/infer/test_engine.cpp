@@ -140,7 +140,7 @@ TEST(Engine, SparseTicketInAutoModeRunsSparseLayersAndReportsMacs) {
   EXPECT_NE(table.find("sparse"), std::string::npos);
 }
 
-TEST(Engine, RefusesUnknownModesAndDevices) {
+TEST(Engine, RefusesUnknownModesAndIsas) {
   EXPECT_THROW(parse_engine_mode("fast"), UserError);
   EXPECT_EQ(parse_engine_mode("auto"), EngineMode::Auto);
   EXPECT_THROW(parse_isa("sse9"), UserError);
