@@ -19,6 +19,17 @@ struct LayerShape {
   int64_t out_h = 1, out_w = 1;  // output size (1x1 for linear layers)
 };
 
+// Whole-network guard of mode auto: the plan runs a batch one image at a time, its dense
+// layers included, while LibTorch's own forward runs the batch at once, which oneDNN does
+// more efficiently. Measured rates per core (docs/PERFORMANCE.md, "Sparse inference"):
+// the sparse kernels about 25 GMAC/s of kept weights, LibTorch about 63 GMAC/s on one image
+// and 85 GMAC/s on a batch of 32. The plan is used only when its estimated time is below
+// kPlanMargin of LibTorch's batched forward.
+constexpr double kSparseMacsPerSecond = 25e9;
+constexpr double kDenseSingleMacsPerSecond = 63e9;
+constexpr double kDenseBatchedMacsPerSecond = 85e9;
+constexpr double kPlanMargin = 0.9;
+
 // The density at or below which the sparse kernel beat the dense one.
 double crossover_density(const LayerShape& shape);
 inline bool prefer_sparse(const LayerShape& shape, double density) {

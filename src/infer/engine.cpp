@@ -314,10 +314,20 @@ std::shared_ptr<CompiledNetwork> compile(const models::NetworkPtr& net, const En
   return std::make_shared<CompiledNetwork>(net, std::move(plan), std::move(b.summaries), options.isa);
 }
 
+bool plan_pays(const CompiledNetwork& net) {
+  double plan = 0, dense = 0;
+  for (const auto& s : net.layers()) {
+    plan += s.sparse ? static_cast<double>(s.sparse_macs) / kSparseMacsPerSecond
+                     : static_cast<double>(s.dense_macs) / kDenseSingleMacsPerSecond;
+    dense += static_cast<double>(s.dense_macs) / kDenseBatchedMacsPerSecond;
+  }
+  return net.sparse_layer_count() > 0 && plan < kPlanMargin * dense;
+}
+
 models::NetworkPtr prepare_for_inference(const models::NetworkPtr& net, const EngineOptions& options) {
   if (options.mode == EngineMode::Dense) return net;
   auto compiled = compile(net, options);
-  if (options.mode == EngineMode::Auto && compiled->sparse_layer_count() == 0) return net;
+  if (options.mode == EngineMode::Auto && !plan_pays(*compiled)) return net;
   return compiled;
 }
 

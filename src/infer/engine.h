@@ -79,9 +79,13 @@ class CompiledNetwork : public models::Network {
 // Compiles `net` (any mode, Dense included: then every layer runs LibTorch through the plan).
 std::shared_ptr<CompiledNetwork> compile(const models::NetworkPtr& net, const EngineOptions& options);
 
-// What `lth eval --engine` runs: the network itself for Dense, and for Auto when no layer
-// would run sparse (so that a dense ticket runs exactly LibTorch's forward); otherwise the
-// compiled plan.
+// Whether the plan is estimated to beat LibTorch's batched forward (crossover.h's rates):
+// some layer runs sparse and the estimate is below kPlanMargin of LibTorch's.
+bool plan_pays(const CompiledNetwork& net);
+
+// What `lth eval --engine` runs: the network itself for Dense, and for Auto when the plan
+// does not pay (no layer sparse, so a dense ticket runs exactly LibTorch's forward, or too
+// few MACs saved); otherwise the compiled plan.
 models::NetworkPtr prepare_for_inference(const models::NetworkPtr& net, const EngineOptions& options);
 
 // A table of the plan's layers (name, shape, density, sparse/dense, MACs), one per line.

@@ -135,9 +135,27 @@ TEST(Engine, SparseTicketInAutoModeRunsSparseLayersAndReportsMacs) {
   const auto compiled = compile(net, o);
   EXPECT_GT(compiled->sparse_layer_count(), 0);
   EXPECT_LT(compiled->sparse_macs() * 10, compiled->dense_macs());
+  EXPECT_TRUE(plan_pays(*compiled));
+  EXPECT_NE(prepare_for_inference(net, o), net);
   const auto table = describe_plan(*compiled);
   EXPECT_NE(table.find("layer1.0.conv1"), std::string::npos);
   EXPECT_NE(table.find("sparse"), std::string::npos);
+}
+
+TEST(Engine, AutoKeepsLibTorchWhenFewMacsAreSaved) {
+  // Only the head is sparse: the plan would save ~nothing and run the convs one image at a
+  // time, so auto keeps LibTorch's forward; sparse mode still compiles.
+  auto net = models::make_network(config("resnet20", 3, 16, 10), 3);
+  prepare(*net, 1.0, false, 4);
+  {
+    torch::NoGradGuard no_grad;
+    net->named_parameters()["fc.weight"].mul_(torch::rand({10, 64}) < 0.05);
+  }
+  EngineOptions o;
+  const auto compiled = compile(net, o);
+  EXPECT_EQ(compiled->sparse_layer_count(), 1);
+  EXPECT_FALSE(plan_pays(*compiled));
+  EXPECT_EQ(prepare_for_inference(net, o), net);
 }
 
 TEST(Engine, RefusesUnknownModesAndIsas) {
