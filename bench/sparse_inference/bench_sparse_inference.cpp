@@ -11,7 +11,8 @@
 // processes used meanwhile, and each layer's density for every mask (one "mask" JSON line).
 // Every result is a JSON line on stdout; bench/sparse_inference/summarize.py makes the table.
 //
-// Example: bench_sparse_inference --families uniform --densities 1,0.1074 --batches 1,32 --threads 1,2
+// Example: bench_sparse_inference --families uniform --densities 1,0.1074 --batches 1,32 --threads
+// 1,2
 #include <ATen/Parallel.h>
 #include <malloc.h>
 #include <torch/torch.h>
@@ -78,7 +79,8 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
   CLI::App app{"lth sparse engine vs LibTorch dense on masked ResNet-50"};
-  std::string model = "resnet50", families = "uniform,erk,global", densities = "1,0.2097,0.1074,0.018";
+  std::string model = "resnet50", families = "uniform,erk,global",
+              densities = "1,0.2097,0.1074,0.018";
   std::string batches = "1,32", threads = "1," + std::to_string(hardware_threads());
   std::string isa = "auto", engines = "sparse,dense";
   int64_t image_size = 224;
@@ -94,7 +96,8 @@ int main(int argc, char** argv) {
   app.add_option("--min-seconds", min_seconds, "per figure")->capture_default_str();
   app.add_option("--isa", isa, "auto, avx512, avx2, portable")->capture_default_str();
   app.add_option("--engines", engines, "lth engines to time: sparse, dense")->capture_default_str();
-  app.add_option("--wait-quiet", wait, "seconds to wait for other processes to go idle")->capture_default_str();
+  app.add_option("--wait-quiet", wait, "seconds to wait for other processes to go idle")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -108,7 +111,8 @@ int main(int argc, char** argv) {
       torch::NoGradGuard no_grad;
       auto g = at::detail::createCPUGenerator(2);
       for (auto& p : net->named_parameters()) {
-        if (net->kind_of(p.key()) == models::ParamKind::Norm && p.key().find(".weight") != std::string::npos)
+        if (net->kind_of(p.key()) == models::ParamKind::Norm &&
+            p.key().find(".weight") != std::string::npos)
           p.value().fill_(1.0);
         if (net->kind_of(p.key()) == models::ParamKind::Head)
           p.value().copy_(torch::randn(p.value().sizes(), g) * 0.01);
@@ -121,7 +125,8 @@ int main(int argc, char** argv) {
 
     for (const auto& family : parse_list<std::string>(families)) {
       for (double d : parse_list<double>(densities)) {
-        if (d >= 1.0 && family != parse_list<std::string>(families).front()) continue;  // one dense mask
+        if (d >= 1.0 && family != parse_list<std::string>(families).front())
+          continue;  // one dense mask
         {
           torch::NoGradGuard no_grad;
           const auto masks = family_masks(family, *net, init, d);
@@ -139,7 +144,9 @@ int main(int argc, char** argv) {
         json layers = json::array();
         for (const auto& s : compiled->layers()) {
           sparse_bytes += s.weight_bytes;
-          layers.push_back({{"name", s.name}, {"shape", s.shape}, {"density", round_to(s.density, 5)},
+          layers.push_back({{"name", s.name},
+                            {"shape", s.shape},
+                            {"density", round_to(s.density, 5)},
                             {"sparse", s.sparse}});
         }
         for (const auto& p : net->named_parameters()) {
@@ -149,17 +156,25 @@ int main(int argc, char** argv) {
             conv_kept += (p.value() != 0).sum().item<int64_t>();
           }
         }
-        const double ideal = static_cast<double>(compiled->dense_macs()) / std::max<int64_t>(1, compiled->sparse_macs());
+        const double ideal = static_cast<double>(compiled->dense_macs()) /
+                             std::max<int64_t>(1, compiled->sparse_macs());
         const double actual = static_cast<double>(conv_kept) / conv_total;
-        std::cout << json{{"kind", "mask"}, {"family", family}, {"density", d},
-                          {"conv_density", round_to(actual, 5)}, {"ideal_speedup", round_to(ideal, 3)},
-                          {"layers", layers}}.dump()
+        std::cout << json{{"kind", "mask"},
+                          {"family", family},
+                          {"density", d},
+                          {"conv_density", round_to(actual, 5)},
+                          {"ideal_speedup", round_to(ideal, 3)},
+                          {"layers", layers}}
+                         .dump()
                   << std::endl;
-        std::fprintf(stderr, "# %s %.4f: conv density %.4f, ideal %.2fx, %lld of %zu layers sparse\n%s",
-                     family.c_str(), d, actual, ideal, static_cast<long long>(compiled->sparse_layer_count()),
+        std::fprintf(stderr,
+                     "# %s %.4f: conv density %.4f, ideal %.2fx, %lld of %zu layers sparse\n%s",
+                     family.c_str(), d, actual, ideal,
+                     static_cast<long long>(compiled->sparse_layer_count()),
                      compiled->layers().size(), infer::describe_plan(*compiled).c_str());
         for (int64_t batch : parse_list<int64_t>(batches)) {
-          const auto images = torch::randint(0, 256, {batch, image_size, image_size, 3}, gen, torch::kByte);
+          const auto images =
+              torch::randint(0, 256, {batch, image_size, image_size, 3}, gen, torch::kByte);
           for (int t : parse_list<int>(threads)) {
             at::set_num_threads(t);
             for (const auto& which_name : parse_list<std::string>(engines)) {
@@ -167,20 +182,32 @@ int main(int argc, char** argv) {
               const bool sparse = which_name == "sparse";
               CpuWatch watch;
               double cpu = 0;
-              const double s = time_batches(sparse ? *engine : *net, images, reps, min_seconds, cpu);
-              json r = {{"kind", "time"}, {"engine", std::string("lth_") + which}, {"family", family},
-                        {"density", d}, {"conv_density", round_to(actual, 5)},
-                        {"ideal_speedup", round_to(ideal, 3)}, {"batch", batch}, {"threads", t},
-                        {"sec_per_batch", round_to(s, 5)}, {"img_s", round_to(batch / s, 2)},
-                        {"cpu_s_per_img", round_to(cpu / batch, 5)},
-                        {"weight_mb", round_to((sparse && engine != net ? sparse_bytes : dense_bytes) / 1e6, 2)},
-                        {"sparse_layers", sparse ? compiled->sparse_layer_count() * (engine != net) : 0},
-                        {"max_rss_mb", round_to(max_rss_mb(), 0)}, {"isa", infer::isa_name(eo.isa)},
-                        {"start_quiet_frac", quiet}};
+              const double s =
+                  time_batches(sparse ? *engine : *net, images, reps, min_seconds, cpu);
+              json r = {
+                  {"kind", "time"},
+                  {"engine", std::string("lth_") + which},
+                  {"family", family},
+                  {"density", d},
+                  {"conv_density", round_to(actual, 5)},
+                  {"ideal_speedup", round_to(ideal, 3)},
+                  {"batch", batch},
+                  {"threads", t},
+                  {"sec_per_batch", round_to(s, 5)},
+                  {"img_s", round_to(batch / s, 2)},
+                  {"cpu_s_per_img", round_to(cpu / batch, 5)},
+                  {"weight_mb",
+                   round_to((sparse && engine != net ? sparse_bytes : dense_bytes) / 1e6, 2)},
+                  {"sparse_layers", sparse ? compiled->sparse_layer_count() * (engine != net) : 0},
+                  {"max_rss_mb", round_to(max_rss_mb(), 0)},
+                  {"isa", infer::isa_name(eo.isa)},
+                  {"start_quiet_frac", quiet}};
               r.update(watch.report());
               std::cout << r.dump() << std::endl;
-              std::fprintf(stderr, "%-6s %-7s d=%-6g batch %3lld threads %d: %8.2f img/s, %.4f CPU s/img\n",
-                           which, family.c_str(), d, static_cast<long long>(batch), t, batch / s, cpu / batch);
+              std::fprintf(stderr,
+                           "%-6s %-7s d=%-6g batch %3lld threads %d: %8.2f img/s, %.4f CPU s/img\n",
+                           which, family.c_str(), d, static_cast<long long>(batch), t, batch / s,
+                           cpu / batch);
             }
           }
         }

@@ -38,8 +38,10 @@ inline std::map<std::string, double> erk_densities(const std::map<std::string, t
   for (;;) {
     double keep = density * static_cast<double>(total), divisor = 0;
     for (const auto& [name, t] : w) {
-      if (dense[name]) keep -= static_cast<double>(t.numel());
-      else divisor += raw[name] * static_cast<double>(t.numel());
+      if (dense[name])
+        keep -= static_cast<double>(t.numel());
+      else
+        divisor += raw[name] * static_cast<double>(t.numel());
     }
     const double eps = keep / divisor;
     std::string worst;
@@ -72,7 +74,8 @@ inline torch::Tensor top_magnitude_mask(const torch::Tensor& t, double d) {
 // Per-layer masks (name -> 0/1 float tensor) of `family` at overall conv density `d` for the
 // conv kernels of `weights` (a snapshot of the initialised network).
 inline pruning::MaskSet family_masks(const std::string& family, const models::Network& net,
-                                     const std::map<std::string, torch::Tensor>& weights, double d) {
+                                     const std::map<std::string, torch::Tensor>& weights,
+                                     double d) {
   pruning::MaskSet masks;
   if (family == "global") {
     const auto dense = pruning::dense_masks(net, pruning::PrunableSet::Conv);

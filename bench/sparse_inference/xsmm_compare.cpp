@@ -11,8 +11,8 @@
 // Built only when LIBXSMM is installed (bench/sparse_inference/CMakeLists.txt).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <malloc.h>
 #include <libxsmm.h>
+#include <malloc.h>
 
 #include <chrono>
 #include <cmath>
@@ -56,18 +56,23 @@ int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 5;
   at::set_num_threads(1);
   libxsmm_init();
-  struct Shape { int m, k, side; };  // Cout, Cin, H = W
-  const Shape shapes[] = {{64, 256, 56}, {128, 512, 28}, {256, 1024, 14}, {2048, 512, 7}, {512, 2048, 7}};
+  struct Shape {
+    int m, k, side;
+  };  // Cout, Cin, H = W
+  const Shape shapes[] = {
+      {64, 256, 56}, {128, 512, 28}, {256, 1024, 14}, {2048, 512, 7}, {512, 2048, 7}};
   {
     // Warm-up (untimed): the first sizeable run of the process was 10x slow (page faults of
     // fresh heap, clock ramp), which made the first row meaningless.
     const auto w = at::randn({256, 256}) * (at::rand({256, 256}) < 0.2);
-    const lth::infer::Layer warm("warm", lth::infer::LayerKind::Conv, w.view({256, 256, 1, 1}), {}, {},
-                                 true, lth::infer::best_isa());
+    const lth::infer::Layer warm("warm", lth::infer::LayerKind::Conv, w.view({256, 256, 1, 1}), {},
+                                 {}, true, lth::infer::best_isa());
     const auto x = at::randn({1, 256, 56, 56});
     for (int i = 0; i < 20; ++i) warm.forward(x);
   }
-  std::printf("| density | Cout x Cin, HxW | lth ms | spmdm ms | fsspmdm ms | lth / spmdm | errors (lth, spmdm, fsspmdm) |\n");
+  std::printf(
+      "| density | Cout x Cin, HxW | lth ms | spmdm ms | fsspmdm ms | lth / spmdm | errors (lth, "
+      "spmdm, fsspmdm) |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   for (double d : {0.2097, 0.1074, 0.018}) {
     for (const auto& s : shapes) {
@@ -76,8 +81,8 @@ int main(int argc, char** argv) {
       const auto x = at::randn({K, N});
       const auto ref = at::mm(w, x);
       // lth
-      const lth::infer::Layer layer("1x1", lth::infer::LayerKind::Conv, w.view({M, K, 1, 1}), {}, {},
-                                    true, lth::infer::best_isa());
+      const lth::infer::Layer layer("1x1", lth::infer::LayerKind::Conv, w.view({M, K, 1, 1}), {},
+                                    {}, true, lth::infer::best_isa());
       const auto x4 = x.view({1, K, s.side, s.side});
       at::Tensor y;
       const double t_lth = best_of([&] { y = layer.forward(x4); }, reps);
@@ -91,10 +96,13 @@ int main(int argc, char** argv) {
         libxsmm_spmdm_createSparseSlice_fp32_thread(&h, 'N', w.data_ptr<float>(), slices, b, 0, 1);
       const float one = 1.f, zero = 0.f;
       const int blocks = libxsmm_spmdm_get_num_compute_blocks(&h);
-      const double t_sp = best_of([&] {
-        for (int b = 0; b < blocks; ++b)
-          libxsmm_spmdm_compute_fp32_thread(&h, 'N', 'N', &one, slices, x.data_ptr<float>(), 'N', &zero, c, b, 0, 1);
-      }, reps);
+      const double t_sp = best_of(
+          [&] {
+            for (int b = 0; b < blocks; ++b)
+              libxsmm_spmdm_compute_fp32_thread(&h, 'N', 'N', &one, slices, x.data_ptr<float>(),
+                                                'N', &zero, c, b, 0, 1);
+          },
+          reps);
       const double e_sp = rel_err(c, ref);
       libxsmm_spmdm_destroy(&h);
       // fsspmdm
@@ -102,7 +110,8 @@ int main(int argc, char** argv) {
       if (N % 64 == 0) {
         auto* bx = static_cast<float*>(std::aligned_alloc(64, K * N * 4));
         std::copy(x.data_ptr<float>(), x.data_ptr<float>() + K * N, bx);
-        if (auto* fs = libxsmm_sfsspmdm_create(M, N, K, K, N, N, 1.f, 0.f, 0, w.data_ptr<float>())) {
+        if (auto* fs =
+                libxsmm_sfsspmdm_create(M, N, K, K, N, N, 1.f, 0.f, 0, w.data_ptr<float>())) {
           t_fs = best_of([&] { libxsmm_sfsspmdm_execute(fs, bx, c); }, reps);
           e_fs = rel_err(c, ref);
           libxsmm_sfsspmdm_destroy(fs);

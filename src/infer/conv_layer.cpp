@@ -75,7 +75,8 @@ Layer::Layer(std::string name, LayerKind kind, const at::Tensor& weight, const a
     row_ptr_.push_back(static_cast<int64_t>(vals_.size()));
   }
   bias_vals_.assign(out_, 0.f);
-  if (bias_.defined()) std::memcpy(bias_vals_.data(), bias_.data_ptr<float>(), out_ * sizeof(float));
+  if (bias_.defined())
+    std::memcpy(bias_vals_.data(), bias_.data_ptr<float>(), out_ * sizeof(float));
 }
 
 std::pair<int64_t, int64_t> Layer::output_size(int64_t in_h, int64_t in_w) const {

@@ -77,11 +77,11 @@ class Layer {
   struct ConvPlan {
     int64_t in_h = -1, in_w = -1;
     int64_t out_h = 0, out_w = 0;
-    int64_t hq = 0, wq = 0;          // phase-plane size
-    std::vector<int> phase_of;      // (a * stride_w + b) -> buffer phase slot, -1 unused
-    int64_t phases = 0;             // used phases
-    int64_t image_floats = 0;       // buffer floats per image, slack included
-    bool direct = false;            // 1x1, stride 1, no padding: read x as it is
+    int64_t hq = 0, wq = 0;     // phase-plane size
+    std::vector<int> phase_of;  // (a * stride_w + b) -> buffer phase slot, -1 unused
+    int64_t phases = 0;         // used phases
+    int64_t image_floats = 0;   // buffer floats per image, slack included
+    bool direct = false;        // 1x1, stride 1, no padding: read x as it is
     std::vector<int32_t> offs;
     // Input channels per block (a block's input tile fits L1) and each row's nonzeros per
     // block: seg[r * (blocks + 1) + b] is row r's first nonzero in block b.

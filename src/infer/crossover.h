@@ -23,8 +23,8 @@ struct LayerShape {
 // layers included, while LibTorch's own forward runs the batch at once, which oneDNN does
 // more efficiently. Measured rates per core (docs/PERFORMANCE.md, "Sparse inference"):
 // the sparse kernels about 25 GMAC/s of kept weights, LibTorch about 63 GMAC/s at batch 8
-// (taken for one image too) and 85 GMAC/s at batch 32. The plan is used only when its estimated time is below
-// kPlanMargin of LibTorch's batched forward.
+// (taken for one image too) and 85 GMAC/s at batch 32. The plan is used only when its estimated
+// time is below kPlanMargin of LibTorch's batched forward.
 constexpr double kSparseMacsPerSecond = 25e9;
 constexpr double kDenseSingleMacsPerSecond = 63e9;
 constexpr double kDenseBatchedMacsPerSecond = 85e9;

@@ -103,7 +103,11 @@ class Builder {
       weight = weight * scale.view({-1, 1, 1, 1});  // pruned entries stay exactly 0
       bias = (bias.defined() ? bias - mean : -mean) * scale + beta;
     }
-    LayerShape shape{false, weight.size(2), weight.size(3), g.stride_h, weight.size(1),
+    LayerShape shape{false,
+                     weight.size(2),
+                     weight.size(3),
+                     g.stride_h,
+                     weight.size(1),
                      weight.size(0),
                      (h + g.pad_top + g.pad_bottom - weight.size(2)) / g.stride_h + 1,
                      (w + g.pad_left + g.pad_right - weight.size(3)) / g.stride_w + 1};
@@ -142,9 +146,9 @@ class Builder {
                     static_cast<long long>(l.out_channels()));
     } else {
       std::snprintf(buf, sizeof buf, "%lldx%lld/%lld %lld->%lld",
-                    static_cast<long long>(weight.size(2)),
-                    static_cast<long long>(weight.size(3)), static_cast<long long>(g.stride_h),
-                    static_cast<long long>(l.in_channels()), static_cast<long long>(l.out_channels()));
+                    static_cast<long long>(weight.size(2)), static_cast<long long>(weight.size(3)),
+                    static_cast<long long>(g.stride_h), static_cast<long long>(l.in_channels()),
+                    static_cast<long long>(l.out_channels()));
     }
     s.shape = buf;
     s.in_h = h;
@@ -169,8 +173,8 @@ void build_resnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size) {
   int64_t h = image_size, w = image_size;
   const int64_t stem_kernel = b.get("conv1.weight").size(2);
   plan.pool_stem = stem_kernel == 7;  // the ImageNet stem (7x7/2 conv, 3x3/2 max-pool)
-  plan.stem = b.conv(plan, "conv1", "bn1", ConvGeometry::same_torch(stem_kernel, plan.pool_stem ? 2 : 1),
-                     h, w);
+  plan.stem = b.conv(plan, "conv1", "bn1",
+                     ConvGeometry::same_torch(stem_kernel, plan.pool_stem ? 2 : 1), h, w);
   if (plan.pool_stem) {
     h = (h + 2 - 3) / 2 + 1;
     w = (w + 2 - 3) / 2 + 1;
@@ -187,14 +191,15 @@ void build_resnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size) {
       int64_t bh = h, bw = w;
       if (b.has(p + ".downsample.0.weight")) {
         int64_t dh = h, dw = w;
-        blk.downsample = static_cast<int64_t>(
-            b.conv(plan, p + ".downsample.0", p + ".downsample.1", ConvGeometry::same_torch(1, stride), dh, dw));
+        blk.downsample = static_cast<int64_t>(b.conv(plan, p + ".downsample.0", p + ".downsample.1",
+                                                     ConvGeometry::same_torch(1, stride), dh, dw));
       }
       const int n = bottleneck ? 3 : 2;
       for (int i = 1; i <= n; ++i) {
         const int64_t k = b.get(p + ".conv" + std::to_string(i) + ".weight").size(2);
         const bool strided = bottleneck ? i == 2 : i == 1;
-        blk.convs.push_back(b.conv(plan, p + ".conv" + std::to_string(i), p + ".bn" + std::to_string(i),
+        blk.convs.push_back(b.conv(plan, p + ".conv" + std::to_string(i),
+                                   p + ".bn" + std::to_string(i),
                                    ConvGeometry::same_torch(k, strided ? stride : 1), bh, bw));
       }
       h = bh;
@@ -209,7 +214,8 @@ void build_convnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size) 
   plan.family = CompiledNetwork::Plan::Family::ConvNet;
   int64_t h = image_size, w = image_size;
   for (int i = 1; b.has("conv" + std::to_string(i) + ".weight"); ++i) {
-    plan.convs.push_back(b.conv(plan, "conv" + std::to_string(i), "", ConvGeometry::same_torch(3, 1), h, w));
+    plan.convs.push_back(
+        b.conv(plan, "conv" + std::to_string(i), "", ConvGeometry::same_torch(3, 1), h, w));
     if (i % 2 == 0) {
       h /= 2;
       w /= 2;
@@ -243,7 +249,10 @@ const char* engine_mode_name(EngineMode mode) {
 
 CompiledNetwork::CompiledNetwork(models::NetworkPtr source, std::unique_ptr<Plan> plan,
                                  std::vector<LayerSummary> summaries, Isa isa)
-    : source_(std::move(source)), plan_(std::move(plan)), summaries_(std::move(summaries)), isa_(isa) {}
+    : source_(std::move(source)),
+      plan_(std::move(plan)),
+      summaries_(std::move(summaries)),
+      isa_(isa) {}
 
 CompiledNetwork::~CompiledNetwork() = default;
 
@@ -276,7 +285,9 @@ torch::Tensor CompiledNetwork::forward(const torch::Tensor& images) {
   return out;
 }
 
-models::ParamKind CompiledNetwork::kind_of(const std::string& n) const { return source_->kind_of(n); }
+models::ParamKind CompiledNetwork::kind_of(const std::string& n) const {
+  return source_->kind_of(n);
+}
 const models::ModelConfig& CompiledNetwork::config() const { return source_->config(); }
 torch::Tensor CompiledNetwork::standardize(const torch::Tensor& images) const {
   return source_->standardize(images);
@@ -298,7 +309,8 @@ int64_t CompiledNetwork::sparse_layer_count() const {
   return n;
 }
 
-std::shared_ptr<CompiledNetwork> compile(const models::NetworkPtr& net, const EngineOptions& options) {
+std::shared_ptr<CompiledNetwork> compile(const models::NetworkPtr& net,
+                                         const EngineOptions& options) {
   const auto& name = net->config().name;
   for (const auto& p : net->parameters())
     require(p.device().is_cpu(), "engine: the sparse engine runs on the CPU only (--device cpu)");
@@ -311,7 +323,8 @@ std::shared_ptr<CompiledNetwork> compile(const models::NetworkPtr& net, const En
   } else {
     throw UserError("engine: no sparse plan for model '" + name + "' (use --engine dense)");
   }
-  return std::make_shared<CompiledNetwork>(net, std::move(plan), std::move(b.summaries), options.isa);
+  return std::make_shared<CompiledNetwork>(net, std::move(plan), std::move(b.summaries),
+                                           options.isa);
 }
 
 bool plan_pays(const CompiledNetwork& net) {
@@ -324,7 +337,8 @@ bool plan_pays(const CompiledNetwork& net) {
   return net.sparse_layer_count() > 0 && plan < kPlanMargin * dense;
 }
 
-models::NetworkPtr prepare_for_inference(const models::NetworkPtr& net, const EngineOptions& options) {
+models::NetworkPtr prepare_for_inference(const models::NetworkPtr& net,
+                                         const EngineOptions& options) {
   if (options.mode == EngineMode::Dense) return net;
   auto compiled = compile(net, options);
   if (options.mode == EngineMode::Auto && !plan_pays(*compiled)) return net;

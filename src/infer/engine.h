@@ -37,8 +37,8 @@ struct EngineOptions {
 
 // One compiled layer, for reports: where it sits, its shape and what it runs.
 struct LayerSummary {
-  std::string name;     // the conv / linear parameter prefix (layer1.0.conv2, fc, ...)
-  std::string shape;    // "3x3/2 64->64" or "linear 512->1000"
+  std::string name;            // the conv / linear parameter prefix (layer1.0.conv2, fc, ...)
+  std::string shape;           // "3x3/2 64->64" or "linear 512->1000"
   int64_t in_h = 0, in_w = 0;  // input size at the configured image size
   double density = 0;
   bool sparse = false;
@@ -77,7 +77,8 @@ class CompiledNetwork : public models::Network {
 };
 
 // Compiles `net` (any mode, Dense included: then every layer runs LibTorch through the plan).
-std::shared_ptr<CompiledNetwork> compile(const models::NetworkPtr& net, const EngineOptions& options);
+std::shared_ptr<CompiledNetwork> compile(const models::NetworkPtr& net,
+                                         const EngineOptions& options);
 
 // Whether the plan is estimated to beat LibTorch's batched forward (crossover.h's rates):
 // some layer runs sparse and the estimate is below kPlanMargin of LibTorch's.
@@ -86,7 +87,8 @@ bool plan_pays(const CompiledNetwork& net);
 // What `lth eval --engine` runs: the network itself for Dense, and for Auto when the plan
 // does not pay (no layer sparse, so a dense ticket runs exactly LibTorch's forward, or too
 // few MACs saved); otherwise the compiled plan.
-models::NetworkPtr prepare_for_inference(const models::NetworkPtr& net, const EngineOptions& options);
+models::NetworkPtr prepare_for_inference(const models::NetworkPtr& net,
+                                         const EngineOptions& options);
 
 // A table of the plan's layers (name, shape, density, sparse/dense, MACs), one per line.
 std::string describe_plan(const CompiledNetwork& net);

@@ -17,14 +17,14 @@ namespace lth::infer {
 // column shift) and linear layers; `seg` with a stride > 1 splits each row by input-channel
 // block, so that a block of the input stays in L1 while every row reads it.
 struct RowKernelArgs {
-  const int64_t* seg = nullptr;      // row segments (see above); a plain CSR row_ptr: stride 1
+  const int64_t* seg = nullptr;  // row segments (see above); a plain CSR row_ptr: stride 1
   int64_t seg_stride = 1;
-  const int32_t* offs = nullptr;     // [nnz] offsets into `in`
-  const float* vals = nullptr;       // [nnz]
-  const float* bias = nullptr;       // [rows] or null (zero)
+  const int32_t* offs = nullptr;  // [nnz] offsets into `in`
+  const float* vals = nullptr;    // [nnz]
+  const float* bias = nullptr;    // [rows] or null (zero)
   const float* in = nullptr;
-  float* out = nullptr;              // row r starts at out + r * out_stride
-  const float* residual = nullptr;   // same layout as out, or null
+  float* out = nullptr;             // row r starts at out + r * out_stride
+  const float* residual = nullptr;  // same layout as out, or null
   int64_t out_stride = 0;
   bool accumulate = false;
   bool finish = true;

@@ -55,22 +55,26 @@ void run_rows_avx512(const RowKernelArgs& a, int64_t r0, int64_t r1, int64_t q0,
     const float* res = a.residual ? a.residual + r * a.out_stride : nullptr;
     int64_t q = q0;
     for (; q + 128 <= q1; q += 128)
-      tile<8>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish, res ? res + q : nullptr, a.relu);
+      tile<8>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
+              res ? res + q : nullptr, a.relu);
     if (q + 64 <= q1) {
-      tile<4>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish, res ? res + q : nullptr, a.relu);
+      tile<4>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
+              res ? res + q : nullptr, a.relu);
       q += 64;
     }
     if (q + 32 <= q1) {
-      tile<2>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish, res ? res + q : nullptr, a.relu);
+      tile<2>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
+              res ? res + q : nullptr, a.relu);
       q += 32;
     }
     if (q + 16 <= q1) {
-      tile<1>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish, res ? res + q : nullptr, a.relu);
+      tile<1>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
+              res ? res + q : nullptr, a.relu);
       q += 16;
     }
     if (q < q1)
-      tail(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish, res ? res + q : nullptr, a.relu,
-           static_cast<int>(q1 - q));
+      tail(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
+           res ? res + q : nullptr, a.relu, static_cast<int>(q1 - q));
   }
 }
 

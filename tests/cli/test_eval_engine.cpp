@@ -36,9 +36,10 @@ TEST(EvalEngine, SparseAutoAndDenseAgreeOnAPrunedTicket) {
   const char* engines[3] = {"dense", "sparse", "auto"};
   for (int i = 0; i < 3; ++i) {
     const auto json = save / (std::string(engines[i]) + ".json");
-    r = run_lth("eval --ckpt " + (save / "001" / "best_acc.safetensors").string() + " --data_root " +
-                root.string() + " --image_size 32 --threads 2 --batch_size 7 --sets imagenet,imagenet-r --engine " + engines[i] +
-                " --json " + json.string());
+    r = run_lth("eval --ckpt " + (save / "001" / "best_acc.safetensors").string() +
+                " --data_root " + root.string() +
+                " --image_size 32 --threads 2 --batch_size 7 --sets imagenet,imagenet-r --engine " +
+                engines[i] + " --json " + json.string());
     ASSERT_EQ(r.status, 0) << r.output;
     std::ifstream in(json);
     reports[i] = nlohmann::json::parse(in);
@@ -47,7 +48,8 @@ TEST(EvalEngine, SparseAutoAndDenseAgreeOnAPrunedTicket) {
   for (int i = 1; i < 3; ++i) {
     for (const auto& [set, dense] : reports[0]["test"].items()) {
       const auto& other = reports[i]["test"][set];
-      EXPECT_DOUBLE_EQ(other["acc"].get<double>(), dense["acc"].get<double>()) << engines[i] << " " << set;
+      EXPECT_DOUBLE_EQ(other["acc"].get<double>(), dense["acc"].get<double>())
+          << engines[i] << " " << set;
       EXPECT_NEAR(other["nll"].get<double>(), dense["nll"].get<double>(),
                   1e-4 * std::max(1.0, dense["nll"].get<double>()))
           << engines[i] << " " << set;

@@ -15,7 +15,8 @@
 namespace lth::infer {
 namespace {
 
-models::ModelConfig config(const std::string& name, int64_t channels, int64_t size, int64_t classes) {
+models::ModelConfig config(const std::string& name, int64_t channels, int64_t size,
+                           int64_t classes) {
   models::ModelConfig c;
   c.name = name;
   c.in_channels = channels;
@@ -39,7 +40,8 @@ void prepare(models::Network& net, double density, bool extremes, uint64_t seed)
       t.copy_(name.find(".weight") != std::string::npos ? torch::rand(t.sizes(), gen) + 0.5
                                                         : torch::randn(t.sizes(), gen) * 0.1);
     } else if (t.dim() >= 2) {
-      if (net.kind_of(name) == models::ParamKind::Head) t.copy_(torch::randn(t.sizes(), gen) * 0.05);
+      if (net.kind_of(name) == models::ParamKind::Head)
+        t.copy_(torch::randn(t.sizes(), gen) * 0.05);
       double d = density;
       if (extremes && weight_index == 1) d = 0.0;
       if (extremes && weight_index == 2) d = 1.0;
@@ -50,8 +52,10 @@ void prepare(models::Network& net, double density, bool extremes, uint64_t seed)
     }
   }
   for (auto& b : net.named_buffers()) {
-    if (b.key().find("running_mean") != std::string::npos) b.value().copy_(torch::randn(b.value().sizes(), gen) * 0.1);
-    if (b.key().find("running_var") != std::string::npos) b.value().copy_(torch::rand(b.value().sizes(), gen) + 0.5);
+    if (b.key().find("running_mean") != std::string::npos)
+      b.value().copy_(torch::randn(b.value().sizes(), gen) * 0.1);
+    if (b.key().find("running_var") != std::string::npos)
+      b.value().copy_(torch::rand(b.value().sizes(), gen) + 0.5);
   }
   net.eval();
 }
@@ -120,7 +124,7 @@ TEST(Engine, ConvNAndLeNetMatchLibTorch) {
 TEST(Engine, DenseNetworkInAutoModeRunsLibTorchItself) {
   auto net = models::make_network(config("resnet20", 3, 16, 10), 3);
   prepare(*net, 1.0, false, 4);  // lth's init zeroes the head: a trained ticket's is dense
-  EngineOptions o;  // auto
+  EngineOptions o;               // auto
   EXPECT_EQ(prepare_for_inference(net, o), net);
   o.mode = EngineMode::Dense;
   EXPECT_EQ(prepare_for_inference(net, o), net);
