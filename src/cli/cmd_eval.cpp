@@ -211,8 +211,8 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--engine", f->engine,
-                  "sparse (skip pruned weights, CPU), dense (LibTorch) or auto (sparse where a "
-                  "layer's density is below its measured crossover)")
+                  "sparse (skip pruned weights, CPU), dense (LibTorch) or auto (sparse layers "
+                  "below their measured crossover, where the whole plan is estimated to pay)")
       ->capture_default_str();
   cmd->add_option("--strict_data", f->strict_data, "unreadable images are errors, not logged skips")
       ->capture_default_str();
