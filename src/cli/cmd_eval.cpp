@@ -18,6 +18,7 @@
 #include "eval/evaluator.h"
 #include "eval/suite.h"
 #include "imp/experiment.h"
+#include "infer/engine.h"
 #include "io/checkpoint.h"
 #include "io/file_util.h"
 #include "models/network.h"
@@ -39,6 +40,7 @@ struct EvalFlags {
   std::string device = "auto";
   std::string val_labels;
   std::string v2_variant = "matched-frequency";
+  std::string engine = "auto";  // infer/engine.h: sparse, dense or auto
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -109,6 +111,8 @@ void print_table(const nlohmann::json& results, const eval::TestSuite& suite) {
 
 void run_eval(const EvalFlags& f) {
   configure_threads(static_cast<int>(f.threads));
+  infer::EngineOptions engine;
+  engine.mode = infer::parse_engine_mode(f.engine);  // a bad flag fails before any loading
   const auto ckpt = io::load_checkpoint(f.ckpt);
   int64_t size = f.image_size;
   if (size == 0) size = config_value<int64_t>(f.ckpt, ckpt.config, "data", "image_size", 0);
@@ -136,6 +140,20 @@ void run_eval(const EvalFlags& f) {
   pruning::load_state(*net, ckpt.state, f.ckpt);  // parameters and BN statistics
   const auto device = imp::resolve_device(f.device);
   net->to(device);
+  // The sparse engine (CPU only): "auto" runs it only where some layer is below its
+  // crossover density, and LibTorch's own forward otherwise (and on other devices).
+  require(engine.mode != infer::EngineMode::Sparse || device.is_cpu(),
+          "--engine sparse: the sparse engine runs on the CPU only (use --device cpu)");
+  if (!device.is_cpu()) engine.mode = infer::EngineMode::Dense;
+  net = infer::prepare_for_inference(net, engine);
+  if (const auto* compiled = dynamic_cast<const infer::CompiledNetwork*>(net.get())) {
+    std::cerr << "engine " << infer::engine_mode_name(engine.mode) << ": "
+              << compiled->sparse_layer_count() << " of " << compiled->layers().size()
+              << " layers sparse\n"
+              << infer::describe_plan(*compiled);
+  } else {
+    std::cerr << "engine " << infer::engine_mode_name(engine.mode) << ": dense (LibTorch)\n";
+  }
 
   nlohmann::json test = nlohmann::json::object();
   for (const auto& set : suite.present) {
@@ -196,6 +214,10 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--threads", f->threads, kThreadsHelp)
       ->capture_default_str();
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--engine", f->engine,
+                  "sparse (skip pruned weights, CPU), dense (LibTorch) or auto (sparse layers "
+                  "below their measured crossover, where the whole plan is estimated to pay)")
+      ->capture_default_str();
   cmd->add_option("--strict_data", f->strict_data, "unreadable images are errors, not logged skips")
       ->capture_default_str();
   cmd->add_option("--val_labels", f->val_labels,

@@ -1,0 +1,165 @@
+// The engine's layers against LibTorch's dense conv2d / linear on the same masked weights:
+// every conv shape lth's models have (ResNet stems, 1x1 / 3x3 / strided / shortcut convs,
+// Conv-n's biased 3x3, LeNet's linear layers) and odd ones (5x5, 7x9 inputs, stride 3,
+// asymmetric "SAME" padding), at densities 1.0 to 0.005 and 0, batch 1 and several, with the
+// residual and ReLU fused, for every kernel build this CPU runs.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "infer/conv_layer.h"
+
+namespace lth::infer {
+namespace {
+
+struct Case {
+  std::string label;
+  int64_t in, out, kernel_h, kernel_w, stride_h, stride_w;
+  int64_t pad_top, pad_left, pad_bottom, pad_right;
+  int64_t h, w;
+  bool bias;
+};
+
+std::vector<Case> cases() {
+  return {
+      {"imagenet_stem_7x7s2", 3, 16, 7, 7, 2, 2, 3, 3, 3, 3, 20, 20, true},
+      {"cifar_stem_3x3", 3, 16, 3, 3, 1, 1, 1, 1, 1, 1, 12, 12, false},
+      {"bottleneck_1x1", 64, 32, 1, 1, 1, 1, 0, 0, 0, 0, 7, 7, true},
+      {"bottleneck_1x1_expand", 32, 128, 1, 1, 1, 1, 0, 0, 0, 0, 5, 5, true},
+      {"bottleneck_3x3", 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 8, 8, true},
+      {"bottleneck_3x3_s2", 32, 48, 3, 3, 2, 2, 1, 1, 1, 1, 9, 9, true},
+      {"shortcut_1x1_s2", 64, 96, 1, 1, 2, 2, 0, 0, 0, 0, 8, 8, true},
+      {"conv_n_3x3_bias", 16, 24, 3, 3, 1, 1, 1, 1, 1, 1, 10, 10, true},
+      {"odd_5x5_7x9", 5, 7, 5, 5, 1, 1, 2, 2, 2, 2, 7, 9, true},
+      {"odd_stride3", 6, 10, 3, 3, 3, 3, 1, 1, 1, 1, 11, 13, true},
+      {"odd_stride_2x1", 6, 10, 3, 3, 2, 1, 1, 1, 1, 1, 11, 13, true},
+      {"tf_same_3x3_s2", 8, 12, 3, 3, 2, 2, 0, 0, 1, 1, 10, 10, true},
+      {"tf_same_7x7_s2", 3, 8, 7, 7, 2, 2, 2, 2, 3, 3, 16, 16, true},
+      {"no_padding_3x3", 8, 8, 3, 3, 1, 1, 0, 0, 0, 0, 6, 6, false},
+      // Several output-channel blocks and position tiles, ragged at both ends.
+      {"blocks_3x3", 8, 150, 3, 3, 1, 1, 1, 1, 1, 1, 13, 13, true},
+      {"blocks_1x1", 70, 130, 1, 1, 1, 1, 0, 0, 0, 0, 12, 13, false},
+  };
+}
+
+std::vector<Isa> isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::Portable, Isa::Avx2, Isa::Avx512})
+    if (cpu_supports(isa)) out.push_back(isa);
+  return out;
+}
+
+at::Tensor masked_weight(at::IntArrayRef shape, double density, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto w = at::randn(shape, gen);
+  if (density >= 1.0) return w;
+  const auto keep = at::rand(shape, gen) < density;
+  return w * keep;
+}
+
+// Normwise relative error: max |a - b| over max |b|.
+double relative_error(const at::Tensor& got, const at::Tensor& ref) {
+  const double scale = ref.abs().max().item<double>();
+  const double diff = (got - ref).abs().max().item<double>();
+  return scale > 0 ? diff / scale : diff;
+}
+
+TEST(ConvLayer, MatchesLibTorchAcrossShapesDensitiesBatchesAndIsas) {
+  int checked = 0;
+  uint64_t seed = 1;
+  for (const auto& c : cases()) {
+    for (double density : {1.0, 0.5, 0.1, 0.005, 0.0}) {
+      const auto weight = masked_weight({c.out, c.in, c.kernel_h, c.kernel_w}, density, ++seed);
+      const auto bias = c.bias ? at::randn({c.out}) : at::Tensor();
+      ConvGeometry g;
+      g.stride_h = c.stride_h;
+      g.stride_w = c.stride_w;
+      g.pad_top = c.pad_top;
+      g.pad_left = c.pad_left;
+      g.pad_bottom = c.pad_bottom;
+      g.pad_right = c.pad_right;
+      for (int64_t batch : {1, 5}) {
+        const auto x = at::randn({batch, c.in, c.h, c.w});
+        const auto padded =
+            at::constant_pad_nd(x, {c.pad_left, c.pad_right, c.pad_top, c.pad_bottom}, 0);
+        const auto plain = at::conv2d(padded, weight, bias, {c.stride_h, c.stride_w});
+        const auto residual = at::randn_like(plain);
+        const auto fused = (plain + residual).relu();
+        for (Isa isa : isas()) {
+          const Layer layer(c.label, LayerKind::Conv, weight, bias, g, /*sparse=*/true, isa);
+          const Layer dense(c.label, LayerKind::Conv, weight, bias, g, /*sparse=*/false, isa);
+          const std::string where = c.label + " density " + std::to_string(density) + " batch " +
+                                    std::to_string(batch) + " " + isa_name(isa);
+          const auto got = layer.forward(x);
+          ASSERT_EQ(got.sizes(), plain.sizes()) << where;
+          EXPECT_LE(relative_error(got, plain), 1e-5) << where;
+          EXPECT_LE(relative_error(layer.forward(x, residual, true), fused), 1e-5) << where;
+          EXPECT_LE(relative_error(dense.forward(x, residual, true), fused), 1e-5) << where;
+          // Run twice: the cached offsets must not depend on the first call.
+          EXPECT_LE(relative_error(layer.forward(x), plain), 1e-5) << where;
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 100);
+}
+
+TEST(ConvLayer, FullyPrunedLayerGivesItsBiasAndCountsNoMacs) {
+  const auto weight = at::zeros({4, 3, 3, 3});
+  const auto bias = at::randn({4});
+  const Layer layer("zero", LayerKind::Conv, weight, bias, ConvGeometry::same_torch(3, 1), true,
+                    best_isa());
+  const auto y = layer.forward(at::randn({2, 3, 5, 5}));
+  EXPECT_TRUE(at::allclose(y, bias.view({1, 4, 1, 1}).expand_as(y)));
+  EXPECT_EQ(layer.nonzeros(), 0);
+  EXPECT_EQ(layer.sparse_macs(5, 5), 0);
+  EXPECT_EQ(layer.dense_macs(5, 5), 4 * 3 * 9 * 25);
+}
+
+TEST(ConvLayer, InputSizeChangeRecomputesOffsets) {
+  const auto weight = masked_weight({6, 4, 3, 3}, 0.3, 77);
+  const Layer layer("resize", LayerKind::Conv, weight, {}, ConvGeometry::same_torch(3, 2), true,
+                    best_isa());
+  for (int64_t size : {9, 14, 9}) {
+    const auto x = at::randn({2, 4, size, size});
+    EXPECT_LE(relative_error(layer.forward(x), at::conv2d(x, weight, {}, 2, 1)), 1e-5) << size;
+  }
+}
+
+TEST(LinearLayer, MatchesLibTorchLinear) {
+  uint64_t seed = 100;
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{784, 300}, {300, 100}, {100, 10}, {37, 5}}) {
+    for (double density : {1.0, 0.2, 0.005, 0.0}) {
+      const auto weight = masked_weight({out, in}, density, ++seed);
+      const auto bias = at::randn({out});
+      for (int64_t batch : {1, 32, 33}) {
+        const auto x = at::randn({batch, in});
+        const auto ref = at::linear(x, weight, bias);
+        for (Isa isa : isas()) {
+          const Layer layer("fc", LayerKind::Linear, weight, bias, {}, true, isa);
+          const std::string where = std::to_string(in) + "->" + std::to_string(out) + " density " +
+                                    std::to_string(density) + " batch " + std::to_string(batch) +
+                                    " " + isa_name(isa);
+          EXPECT_LE(relative_error(layer.forward(x), ref), 1e-5) << where;
+          EXPECT_LE(relative_error(layer.forward(x, ref, true), (ref + ref).relu()), 1e-5) << where;
+        }
+      }
+    }
+  }
+}
+
+TEST(ConvLayer, DensityAndWeightBytesFollowTheNonzeros) {
+  auto weight = at::zeros({8, 8, 1, 1});
+  weight.index_put_({0, 0}, 1.0);
+  weight.index_put_({3, 5}, -2.0);
+  const Layer layer("two", LayerKind::Conv, weight, {}, {}, true, Isa::Portable);
+  EXPECT_EQ(layer.nonzeros(), 2);
+  EXPECT_DOUBLE_EQ(layer.density(), 2.0 / 64);
+  EXPECT_LT(layer.weight_bytes(), 64 * 4);
+}
+
+}  // namespace
+}  // namespace lth::infer
