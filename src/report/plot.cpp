@@ -67,8 +67,8 @@ class OutputCapture {
     std::fflush(stderr);
     scratch_ = std::tmpfile();
     if (scratch_ == nullptr) return;
-    saved_out_ = UniqueFd(::dup(STDOUT_FILENO));
-    saved_err_ = UniqueFd(::dup(STDERR_FILENO));
+    saved_out_ = io::UniqueFd(::dup(STDOUT_FILENO));
+    saved_err_ = io::UniqueFd(::dup(STDERR_FILENO));
     ::dup2(::fileno(scratch_), STDOUT_FILENO);
     ::dup2(::fileno(scratch_), STDERR_FILENO);
   }
@@ -102,7 +102,7 @@ class OutputCapture {
   }
 
   std::FILE* scratch_ = nullptr;
-  UniqueFd saved_out_, saved_err_;
+  io::UniqueFd saved_out_, saved_err_;
 };
 
 const char* device_name(Format format) { return format == Format::Png ? "pngcairo" : "svg"; }
@@ -202,7 +202,7 @@ class Stream {
 // Checks we can create the file ourselves: PLplot's own reaction to an unwritable file
 // is to prompt on stdin for another name and then exit().
 void check_writable(const std::filesystem::path& file) {
-  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  io::UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd.valid()) throw PlotError(file.string() + ": cannot write (" + io::errno_text(errno) + ")");
 }
 
