@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "common/paths.h"
 #include "data/shards/convert.h"
 
 namespace lth::cli {
@@ -27,8 +28,8 @@ void add_make_shards_command(CLI::App& app) {
       ->capture_default_str();
   cmd->callback([f] {
     data::shards::ConvertOptions o;
-    o.from = f->from;
-    o.to = f->to;
+    o.from = user_folder(f->from);
+    o.to = user_folder(f->to);
     o.format = data::shards::parse_shard_format(f->format);
     o.shard_size = f->shard_size;
     for (const auto& [set, n] : data::shards::convert_folders_to_shards(o)) {
