@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/paths.h"
 #include "common/threads.h"
 #include "eval/evaluator.h"
 #include "eval/suite.h"
@@ -98,6 +99,11 @@ void print_table(const nlohmann::json& results, const eval::TestSuite& suite) {
     const auto& r = results.at(set.name);
     const std::string classes = set.class_subset.empty() ? std::to_string(suite.num_classes)
                                                          : std::to_string(set.class_subset.size());
+    if (!r["acc"].is_number()) {  // nothing was read: no accuracy, never 0 %
+      std::printf("%-18s %8d %8lld %8s   no readable images: no result\n", set.name.c_str(), 0,
+                  static_cast<long long>(r["skipped"].get<int64_t>()), classes.c_str());
+      continue;
+    }
     std::printf("%-18s %8lld %8lld %8s %8.2f %8.4f %8.2f\n", set.name.c_str(),
                 static_cast<long long>(r["count"].get<int64_t>()),
                 static_cast<long long>(r["skipped"].get<int64_t>()), classes.c_str(),
@@ -109,7 +115,8 @@ void print_table(const nlohmann::json& results, const eval::TestSuite& suite) {
   }
 }
 
-void run_eval(const EvalFlags& f) {
+void run_eval(EvalFlags& f) {
+  f.data_root = user_path_text(f.data_root);
   configure_threads(static_cast<int>(f.threads));
   infer::EngineOptions engine;
   engine.mode = infer::parse_engine_mode(f.engine);  // a bad flag fails before any loading
@@ -168,10 +175,11 @@ void run_eval(const EvalFlags& f) {
         config_value<bool>(f.ckpt, ckpt.config, "train", "mixed_precision", false), device);
     std::cerr << "evaluating " << set.dataset->describe() << "\n";
     const auto r = eval::evaluate(*net, set.dataset, eo);
+    const auto value = [&r](double v) { return r.count > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
     test[set.name] = {
-        {"acc", r.accuracy},
-        {"nll", r.nll},
-        {"ece", r.ece},
+        {"acc", value(r.accuracy)},
+        {"nll", value(r.nll)},
+        {"ece", value(r.ece)},
         {"count", r.count},
         {"skipped", r.skipped},
         {"classes", set.class_subset.empty() ? suite.num_classes

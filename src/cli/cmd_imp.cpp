@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "common/paths.h"
 #include "common/threads.h"
 #include "dist/process_group.h"
 #include "imp/experiment.h"
@@ -62,6 +63,7 @@ void add_imp_command(CLI::App& app) {
     if (!opt->branches.empty()) config.branches = opt->branches;
     if (!opt->precision.empty()) config.precision = opt->precision;
     if (opt->deterministic) config.deterministic = true;
+    opt->save = user_folder(opt->save).string();  // "runs/x/" and "./runs/x" are runs/x
     imp::validate(config);
     if (opt->print_config) {
       std::cout << imp::to_toml_string(config);

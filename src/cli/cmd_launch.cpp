@@ -2,6 +2,8 @@
 // starts N ranks of CMD on this node with torchrun-style environment variables and
 // supervises them (see dist/launcher.h). Several nodes: run it once per node, with the same
 // --nnodes, --master_addr and --master_port, and each node's own --node_rank.
+#include <filesystem>
+
 #include "cli/commands.h"
 #include "dist/launcher.h"
 
@@ -31,7 +33,14 @@ void add_launch_command(CLI::App& app) {
       "SIGINT/SIGTERM are forwarded to all.\n"
       "Several nodes: run launch once per node with the same --nnodes/--master_addr/--master_port\n"
       "and that node's --node_rank. Example: lth launch --nproc 8 -- lth imp --config C --save RUN");
-  cmd->callback([opt] { dist::launch(*opt); });
+  cmd->callback([opt] {
+    // "-- lth imp ..." means this lth: the ranks run the launcher's own binary, so a build
+    // that is not on PATH (build/lth) launches as it is, and never another installed lth.
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!opt->command.empty() && opt->command.front() == "lth" && !ec) opt->command.front() = self.string();
+    dist::launch(*opt);
+  });
 }
 
 }  // namespace lth::cli

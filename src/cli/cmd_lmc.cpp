@@ -9,14 +9,17 @@
 #include <charconv>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/paths.h"
 #include "common/threads.h"
 #include "dist/process_group.h"
 #include "imp/experiment.h"
 #include "imp/imp.h"
 #include "imp/lmc.h"
+#include "io/run_lock.h"
 #include "pruning/strategy.h"
 
 namespace lth::cli {
@@ -53,10 +56,12 @@ std::vector<int64_t> parse_points(const std::string& text) {
 
 // An output folder of an earlier analysis may be resumed; anything else is not written into.
 void check_output_folder(const fs::path& out) {
-  if (!fs::exists(out) || fs::is_empty(out)) return;
+  if (!fs::exists(out) || io::is_fresh_run_folder(out)) return;
   for (const auto& entry : fs::directory_iterator(out)) {
     const auto name = entry.path().filename().string();
-    if (name == "lmc.json" || name == "copy_a" || name == "sweep.json" || name.rfind("rewind_", 0) == 0) return;
+    if (name == "lmc.json" || name == "lmc_settings.json" || name == "copy_a" || name == "sweep.json" ||
+        name.rfind("rewind_", 0) == 0)
+      return;
   }
   throw UserError(out.string() + ": exists and holds no lth lmc analysis; refusing to write into it");
 }
@@ -86,10 +91,18 @@ void run(LmcFlags& f) {
   require(f.start.empty() != f.rewind_points.empty(),
           "lmc: give either --start CKPT or --rewind_points with --run");
   require(f.rewind_points.empty() || !f.run.empty(), "lmc: --rewind_points needs --run RUN");
+  f.save = user_folder(f.save).string();
+  f.run = user_folder(f.run).string();
   const auto config = resolve_config(f);
   configure_threads(static_cast<int>(config.threads));
   auto comm = dist::make_communicator(imp::resolve_device(config.device));
-  if (comm->is_root()) check_output_folder(f.save);
+  // One writer per output folder, as `lth imp`: a second `lth lmc` on it stops here. The
+  // settings that define the result are checked against the folder's in imp::run_lmc.
+  std::optional<io::RunFolderLock> lock;
+  if (comm->is_root()) {
+    check_output_folder(f.save);
+    lock.emplace(f.save);
+  }
   if (f.keep_bn) f.options.bn_batches = 0;
   imp::Experiment ex(config, comm);  // opens the data before anything is written
   pruning::MaskSet masks;

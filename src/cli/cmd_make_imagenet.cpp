@@ -10,6 +10,7 @@
 #include "data/imagenet/synthetic_imagenet.h"
 #include "data/shards/convert.h"
 #include "common/error.h"
+#include "common/paths.h"
 
 #include <filesystem>
 
@@ -44,6 +45,7 @@ void add_make_imagenet_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--shard_size", *shard_size, "samples per shard (tfrecord, webdataset)")->capture_default_str();
   cmd->callback([o, no_odd, out, format, shard_size] {
+    *out = user_folder(*out).string();  // "x/" is x: the shards' scratch folder goes beside it
     o->out = *out;
     o->odd_files = !*no_odd;
     if (*format == "official" || *format == "kaggle" || *format == "flat") {
@@ -63,7 +65,11 @@ void add_make_imagenet_command(CLI::App& app) {
     if (*format != "folders") {
       // The folder layout goes to a scratch folder next to --out, then into shards.
       data::shards::ConvertOptions c;
-      c.format = data::shards::parse_shard_format(*format);
+      try {
+        c.format = data::shards::parse_shard_format(*format);
+      } catch (const UserError&) {  // its message names only the shard formats
+        throw UserError("--format must be folders, tfrecord or webdataset, not '" + *format + "'");
+      }
       c.to = *out;
       c.shard_size = *shard_size;
       c.from = std::filesystem::path(*out).lexically_normal().string() + ".folders.tmp";

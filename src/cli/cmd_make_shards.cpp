@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "common/paths.h"
 #include "data/ilsvrc/official.h"
 #include "data/shards/convert.h"
 
@@ -31,8 +32,8 @@ void add_make_shards_command(CLI::App& app) {
       ->capture_default_str();
   cmd->callback([f] {
     data::shards::ConvertOptions o;
-    o.from = f->from;
-    o.to = f->to;
+    o.from = user_folder(f->from);
+    o.to = user_folder(f->to);
     o.format = data::shards::parse_shard_format(f->format);
     o.shard_size = f->shard_size;
     // The official ILSVRC2012 tars are streamed straight into shards (resumable).

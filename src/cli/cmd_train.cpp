@@ -10,12 +10,14 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/paths.h"
 #include "common/threads.h"
 #include "dist/process_group.h"
 #include "imp/config_validation.h"
 #include "imp/cycle.h"
 #include "imp/imp.h"
 #include "io/file_util.h"
+#include "models/network.h"
 #include "pruning/strategy.h"
 
 namespace lth::cli {
@@ -39,6 +41,7 @@ struct TrainFlags {
   std::string strict_data = "false";
   std::string tensorboard = "true";
   std::string data_check = "true";
+  bool prunable_given = false;  // --prunable on the command line
 };
 
 void add_flags(CLI::App* cmd, TrainFlags& f) {
@@ -94,7 +97,10 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
                   "training images held out (class-balanced) to choose best_acc on; 0 = choose on "
                   "the test split, as the reference")
       ->capture_default_str();
-  cmd->add_option("--prunable", c.prunable, "prunable set: conv, conv+linear, all")->capture_default_str();
+  cmd->add_option("--prunable", c.prunable,
+                  "prunable set: conv, conv+linear, all (default conv; conv+linear for a network "
+                  "without conv layers)")
+      ->capture_default_str();
   cmd->add_option("--strategy", c.strategy, "pruning strategy")->capture_default_str();
   cmd->add_option("--threads", c.threads, kThreadsHelp)->capture_default_str();
   cmd->add_option("--precision", c.precision, "fp32, bf16 or fp16 (fp32 with --mixed_precision true = the device's mixed mode)")
@@ -102,6 +108,12 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_flag("--deterministic", c.deterministic,
                 "CUDA: deterministic cuDNN kernels, no autotuning (bit-identical resume on GPU)");
   cmd->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+}
+
+bool has_conv(const models::Network& net) {
+  for (const auto& p : net.named_parameters())
+    if (net.kind_of(p.key()) == models::ParamKind::ConvKernel) return true;
+  return false;
 }
 
 imp::ImpConfig resolve(TrainFlags& f) {
@@ -122,7 +134,20 @@ imp::ImpConfig resolve(TrainFlags& f) {
   return c;
 }
 
+// The first of `folder` and its ancestors that does not exist yet: what creating `folder`
+// would add, and so what a refused start must remove again.
+fs::path first_missing(const fs::path& folder) {
+  fs::path missing;
+  for (fs::path p = folder; !p.empty() && !fs::exists(p); p = p.parent_path()) {
+    missing = p;
+    if (p == p.parent_path()) break;
+  }
+  return missing;
+}
+
 void run_train(TrainFlags& f) {
+  f.save = user_folder(f.save).string();  // "x/", "./x" and "x" are one folder
+  f.config.data_root = user_path_text(f.config.data_root);
   auto config = resolve(f);
   const bool constant_lr = parse_bool("--constant_lr", f.constant_lr);
   const bool periodic = parse_bool("--periodic_ckpt", f.periodic_ckpt);
@@ -138,9 +163,18 @@ void run_train(TrainFlags& f) {
   if (config.seed < 0) config.seed = imp::draw_seed();
   config.seed = dist::broadcast_from_root(*comm, config.seed);
   configure_threads(static_cast<int>(config.threads));
-  imp::Experiment ex(config, comm);  // opens the data before anything is written
+  std::optional<imp::Experiment> experiment;
+  experiment.emplace(config, comm);  // opens the data before anything is written
   // Load and prune before the folder exists, so a bad checkpoint leaves nothing to clean up.
-  auto probe = ex.make_network();
+  auto probe = experiment->make_network();
+  // The reference prunes conv weights only; a network without any (LeNet-300-100, which the
+  // README suggests with Fashion-MNIST) prunes its linear layers instead unless told. Known
+  // from the network itself; only then is the (small) experiment opened again.
+  if (!f.prunable_given && config.prunable == "conv" && !has_conv(*probe)) {
+    config.prunable = "conv+linear";
+    experiment.emplace(config, comm);
+  }
+  const imp::Experiment& ex = *experiment;
   auto masks = pruning::dense_masks(*probe, pruning::parse_prunable_set(config.prunable));
   if (!f.previous_ckpt.empty()) {
     const auto prev = io::load_checkpoint(f.previous_ckpt);
@@ -161,11 +195,16 @@ void run_train(TrainFlags& f) {
           fmt::format("dataset {} has {} training samples, fewer than one batch of {} (lower --batch_size)",
                       ex.train_set->describe(), ex.train_set->size(), config.batch_size));
   if (comm->is_root()) {
+    const auto created = first_missing(f.save);
     const auto parent = fs::path(f.save).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
     // mkdir is atomic: of two `lth train` started on one --save, the second stops here
-    // instead of writing into the first one's run.
-    require(fs::create_directory(f.save), f.save + ": already exists; refusing to overwrite (choose a new --save)");
+    // instead of writing into the first one's run (and removes the parents it made).
+    if (!fs::create_directory(f.save)) {
+      std::error_code ignored;
+      if (!created.empty() && created != fs::path(f.save)) fs::remove_all(created, ignored);
+      throw UserError(f.save + ": already exists; refusing to overwrite (choose a new --save)");
+    }
     io::write_text_atomically(fs::path(f.save) / "config.toml", imp::to_toml_string(config));
   }
   imp::CyclePlan plan;
@@ -196,7 +235,10 @@ void add_train_command(CLI::App& app) {
   c.prunable = "conv";
   c.seed = -1;
   add_flags(cmd, *flags);
-  cmd->callback([flags] { run_train(*flags); });
+  cmd->callback([flags, cmd] {
+    flags->prunable_given = cmd->count("--prunable") > 0;
+    run_train(*flags);
+  });
 }
 
 }  // namespace lth::cli

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "common/command_log.h"
 #include "common/error.h"
 
 namespace {
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
 #endif
+  // Log lines and warnings on stderr, each warning once (stdout carries results only).
+  const lth::CommandLog command_log;
   CLI::App app{"lth: iterative magnitude pruning with weight rewinding (lottery tickets), in C++"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lth 0.1");

@@ -61,6 +61,9 @@ torch::Tensor project_labels(const torch::Tensor& labels, const torch::Tensor& s
 }  // namespace
 
 EvalResult evaluate(models::Network& net, const data::DatasetPtr& dataset, const EvalOptions& options) {
+  // An empty set (a 0-byte shard, docs/DATA.md) is a count of 0, not an error: callers
+  // report it as no result. Every rank returns here alike, so no collective is left waiting.
+  if (dataset->size() == 0) return EvalResult{};
   data::LoaderOptions lo;
   lo.batch_size = options.batch_size * options.world_size;
   lo.num_workers = options.num_workers;

@@ -31,6 +31,8 @@ struct EvalOptions {
   std::function<void(torch::Tensor&)> all_reduce_sum;
 };
 
+// count = 0 (an empty set, or every sample unreadable) is no result: accuracy, nll and ece
+// are then 0 and mean nothing; callers report "no readable images" (null in JSON).
 struct EvalResult {
   int64_t count = 0;
   int64_t skipped = 0;  // unreadable samples

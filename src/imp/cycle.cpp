@@ -28,10 +28,23 @@ io::Checkpoint weights_checkpoint(const models::Network& net, const pruning::Mas
 // and in metrics.jsonl ("test" and "test_final" events).
 void log_tests(const nlohmann::json& results, const std::string& weights, train::RunLog& log) {
   for (const auto& [name, r] : results.items()) {
+    if (!r["acc"].is_number()) {  // no readable image: no result, never 0 %
+      log.warn(fmt::format("test {}: no readable images ({} skipped): no result ({} weights)", name,
+                           r.value("skipped", int64_t{0}), weights));
+      if (!log.logged(weights == "selected" ? "test" : "test_final", name))
+        log.event(weights == "selected" ? "test" : "test_final",
+                {{"set", name}, {"acc", nullptr}, {"nll", nullptr}, {"ece", nullptr}, {"count", 0},
+                 {"skipped", r.value("skipped", int64_t{0})}});
+      continue;
+    }
     log.info(fmt::format("test {:<16} acc {:.2f}%  nll {:.4f}  ({} images, {} weights)", name,
                          100 * r["acc"].get<double>(), r["nll"].get<double>(), r["count"].get<int64_t>(), weights));
+    // A cycle resumed after its tests were logged (stopped before summary.json) tests
+    // again for its summary, but does not log the same event twice.
+    if (log.logged(weights == "selected" ? "test" : "test_final", name)) continue;
     log.event(weights == "selected" ? "test" : "test_final",
-              {{"set", name}, {"acc", r["acc"]}, {"nll", r["nll"]}, {"ece", r["ece"]}, {"count", r["count"]}});
+              {{"set", name}, {"acc", r["acc"]}, {"nll", r["nll"]}, {"ece", r["ece"]}, {"count", r["count"]},
+               {"skipped", r.value("skipped", int64_t{0})}});
   }
 }
 
@@ -45,6 +58,11 @@ nlohmann::json test_weights(const Experiment& experiment, models::Network& net,
         static_cast<int>(experiment.config().num_workers), experiment.device(), set.class_subset);
     eo.precision = experiment.precision();
     const auto r = eval::evaluate(net, set.dataset, eo);
+    if (r.count == 0) {
+      results[set.name] = {{"acc", nullptr}, {"nll", nullptr}, {"ece", nullptr}, {"count", 0},
+                           {"skipped", r.skipped}, {"note", "no readable images"}};
+      continue;
+    }
     results[set.name] = {{"acc", r.accuracy}, {"nll", r.nll}, {"ece", r.ece}, {"count", r.count},
                          {"skipped", r.skipped}};
   }
@@ -154,8 +172,9 @@ nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan) {
   summary["diverged"] = trained.diverged;
   summary["selection"] = experiment.selection;
   summary["test"] = nlohmann::json::object();
-  log.event("cycle", {{"iteration", plan.iterations}, {"cycle", plan.cycle},
-                      {"density", summary["density"]}, {"best_val_acc", trained.best_acc}});
+  if (!log.logged("cycle"))  // once, also when resumed after training ended
+    log.event("cycle", {{"iteration", plan.iterations}, {"cycle", plan.cycle},
+                        {"density", summary["density"]}, {"best_val_acc", trained.best_acc}});
   if (plan.test_at_end) test_at_end(experiment, *net, plan.dir, trained, log, summary);
   summary["complete"] = true;
   if (root) io::write_text_atomically(plan.dir / "summary.json", summary.dump(2) + "\n");

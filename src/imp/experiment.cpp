@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/paths.h"
 #include "common/rng.h"
 #include "data/check/data_check.h"
 #include "data/holdout.h"
@@ -21,7 +22,7 @@ namespace {
 data::DataConfig data_config(const ImpConfig& c) {
   data::DataConfig d;
   d.name = c.data_name;
-  d.root = c.data_root;
+  d.root = user_path_text(c.data_root);  // "DATA/" and "./DATA" are DATA
   d.image_size = c.image_size;
   d.strict = c.strict_data;
   d.shard_order = c.shard_order;
@@ -81,6 +82,10 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
           fmt::format("dataset {} has {} training samples{}, fewer than one batch of {} (lower train.batch_size)",
                       train_set->describe(), train_set->size(),
                       config_.holdout > 0 ? " after the hold-out" : "", config_.batch_size));
+  // Counted now, before the first iteration: a broken selection set must fail the run
+  // before it spends anything (an empty test set is reported as "no readable images").
+  require(val_set->size() > 0, "the " + std::string(config_.holdout > 0 ? "hold-out" : "validation") +
+                                   " set " + val_set->describe() + " has no samples: nothing to choose best_acc on");
   if (is_imagenet(config_.data_name)) {
     // Every distribution-shift set present under the data root; absent ones are logged.
     eval::SuiteOptions so;
@@ -88,12 +93,16 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
     so.strict = config_.strict_data;
     so.val_labels = config_.val_labels;
     so.v2_variant = config_.v2_variant;
-    const auto suite = eval::discover_test_suite(config_.data_root, so);
+    const auto suite = eval::discover_test_suite(dc.root, so);
     for (const auto& set : suite.present) test_sets.push_back(TestSet{set.name, set.dataset, set.class_subset});
     for (const auto& set : suite.absent) absent_test_sets.push_back(set.name + " (" + set.path.string() + ")");
   } else {
     test_sets.push_back(TestSet{config_.data_name, test_split, test_split->class_subset()});
   }
+  for (const auto& set : test_sets)
+    if (set.dataset->size() == 0 && comm_->is_root())
+      spdlog::warn("test set {} ({}) has no samples: it will be reported as no result", set.name,
+                   set.dataset->describe());
   if (is_imagenet(config_.data_name) && config_.data_check && comm_->is_root()) quick_data_check();
 }
 

@@ -119,10 +119,20 @@ ImpConfig prepare_run_folder(const fs::path& run, ImpConfig requested) {
     ImpConfig stored;
     apply_toml_file(stored, config_path.string());
     if (requested.seed < 0) requested.seed = stored.seed;
+    // Resuming without the data root (`lth launch ... -- lth imp --config C --save RUN`, as
+    // the README shows) reads the data the run was started on.
+    if (requested.data_root.empty()) requested.data_root = stored.data_root;
     require((stored.replicates > 1) == (requested.replicates > 1),
             run.string() + " was started with run.replicates = " + std::to_string(stored.replicates) +
                 ", a different folder layout than run.replicates = " +
                 std::to_string(requested.replicates) + "; use a new folder");
+    // More replicates extend a run (run_imp rewrites config.toml to say so); fewer would
+    // leave some out of its report while config.toml still counts them.
+    require(requested.replicates >= stored.replicates,
+            run.string() + " holds run.replicates = " + std::to_string(stored.replicates) +
+                "; run.replicates = " + std::to_string(requested.replicates) +
+                " would leave replicates out of its results (give " + std::to_string(stored.replicates) +
+                " or more)");
     const auto diff = conflicts(stored, requested);
     if (!diff.empty()) {
       std::string list;
@@ -212,11 +222,17 @@ int run_imp(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
   if (!comm) comm = std::make_shared<dist::Communicator>();
   if (config.replicates <= 1) return run_one(run, config, comm, /*print_report=*/true, nullptr);
   // Several replicates, one after another on all ranks, each a complete run folder.
+  // config.toml follows what the run holds: written once the data opened, and rewritten
+  // when the run grows by replicates (prepare_run_folder refused shrinking it).
   const auto write_run_config = [&] {
-    if (comm->is_root() && !fs::exists(run / "config.toml")) {
-      fs::create_directories(run);
-      io::write_text_atomically(run / "config.toml", to_toml_string(config));
+    if (!comm->is_root()) return;
+    if (fs::exists(run / "config.toml")) {
+      ImpConfig stored;
+      apply_toml_file(stored, (run / "config.toml").string());
+      if (stored.replicates == config.replicates) return;
     }
+    fs::create_directories(run);
+    io::write_text_atomically(run / "config.toml", to_toml_string(config));
   };
   int last_cycle = 0;
   for (int r = 0; r < config.replicates; ++r) {

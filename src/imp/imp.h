@@ -15,7 +15,8 @@ namespace lth::imp {
 
 // Checks the run folder and returns the config to run with (writes nothing): a new or empty
 // folder gets a drawn seed if none was set; an existing run must hold a config.toml whose
-// result-affecting settings equal `requested` (its seed is reused if none was set).
+// result-affecting settings equal `requested` (its seed and data root are reused if none
+// was given); a replicated run may grow (more run.replicates), never shrink.
 // run_imp writes config.toml once the data has been opened successfully.
 ImpConfig prepare_run_folder(const std::filesystem::path& run, ImpConfig requested);
 

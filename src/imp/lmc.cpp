@@ -14,6 +14,7 @@
 #include "data/loader.h"
 #include "eval/evaluator.h"
 #include "imp/cycle.h"
+#include "imp/config.h"
 #include "io/file_util.h"
 #include "report/plot.h"
 #include "io/run_layout.h"
@@ -125,7 +126,10 @@ double error_on(const Experiment& ex, models::Network& net, const data::DatasetP
   auto eo = train::rank_eval_options(ex.comm(), ex.config().eval_batch_size,
                                      static_cast<int>(ex.config().num_workers), ex.device(), class_subset);
   eo.precision = ex.precision();
-  return 1.0 - eval::evaluate(net, set, eo).accuracy;
+  const auto r = eval::evaluate(net, set, eo);
+  require(r.count > 0, set->describe() + ": no readable image (" + std::to_string(r.skipped) +
+                           " skipped); no error can be measured on it");
+  return 1.0 - r.accuracy;
 }
 
 void write_path_files(const fs::path& dir, const json& result) {
@@ -160,6 +164,89 @@ void write_path_files(const fs::path& dir, const json& result) {
   for (const auto& note : notes) std::fprintf(stderr, "note: %s\n", note.c_str());
 }
 
+// What identifies the start: the sums of its weights and its mask counts (not its path: a
+// moved run folder is the same start, a different file at the same path is not).
+std::string start_fingerprint(const LmcStart& start) {
+  double sum = 0, abs_sum = 0;
+  int64_t values = 0;
+  for (const auto& [name, t] : start.weights.state) {
+    const auto x = t.to(torch::kFloat64);
+    sum += x.sum().item<double>();
+    abs_sum += x.abs().sum().item<double>();
+    values += t.numel();
+  }
+  const auto& masks = start.masks.empty() ? start.weights.masks : start.masks;
+  return fmt::format("{} values, sum {:.17g}, |sum| {:.17g}, mask {} of {} kept", values, sum, abs_sum,
+                     pruning::count_kept(masks), pruning::count_total(masks));
+}
+
+// The settings that define an analysis's result, besides the run config (DIR/config.toml).
+json lmc_settings(const Experiment& ex, const LmcStart& start, const LmcOptions& o) {
+  return {{"source", start.source},
+          {"start", start_fingerprint(start)},
+          {"iterations", o.iterations > 0 ? o.iterations : ex.config().cycle_iterations},
+          {"schedule", o.constant_lr ? "constant" : "warmup_cosine"},
+          {"points", o.points},
+          {"bn_batches", o.bn_batches},
+          {"train_sample", o.train_sample},
+          {"same_data_order", o.same_data_order}};
+}
+
+constexpr const char* kSettingsFile = "lmc_settings.json";
+
+// "key: old -> new" for every setting of `stored` that `requested` changes ("source" is
+// for people: the start is compared by its fingerprint).
+std::vector<std::string> settings_diff(const json& stored, const json& requested) {
+  std::vector<std::string> out;
+  for (const auto& [key, value] : requested.items()) {
+    if (key == "source" || !stored.contains(key) || stored[key] == value) continue;
+    out.push_back(key + ": " + stored[key].dump() + " -> " + value.dump());
+  }
+  if (!out.empty() && stored.contains("source") && stored["source"] != requested["source"])
+    out.push_back("source: " + stored["source"].dump() + " -> " + requested["source"].dump());
+  return out;
+}
+
+// Refuses to continue (or to read back) an analysis in `dir` that was started with other
+// settings or another run config, as `lth imp` does for its runs; writes both records for
+// a fresh analysis. Every rank reads; rank 0 writes.
+void check_settings(const Experiment& ex, const LmcStart& start, const LmcOptions& o, const fs::path& dir) {
+  const json requested = lmc_settings(ex, start, o);
+  std::vector<std::string> diff;
+  const auto settings_path = dir / kSettingsFile;
+  if (fs::exists(settings_path)) {
+    const auto stored = json::parse(io::read_text_file(settings_path), nullptr, /*allow_exceptions=*/false);
+    require(stored.is_object(), settings_path.string() + ": damaged (not a JSON object); use a new --save");
+    diff = settings_diff(stored, requested);
+  } else if (auto done = completed_lmc(dir)) {
+    // Written before lmc_settings.json existed: what lmc.json records must match.
+    json old = json::object();
+    for (const char* key : {"source", "iterations", "schedule", "points", "same_data_order"})
+      if (done->contains(key)) old[key] = (*done)[key];
+    diff = settings_diff(old, requested);  // names the source too when anything differs
+    if (diff.empty() && old.contains("source") && old["source"] != requested["source"])
+      diff.push_back("source: " + old["source"].dump() + " -> " + requested["source"].dump());
+  }
+  // The run config: the analysis's own record, else its first copy's (older folders).
+  for (const auto& file : {dir / "config.toml", dir / kCopies[0] / "config.toml"}) {
+    if (!fs::exists(file)) continue;
+    ImpConfig stored;
+    apply_toml_file(stored, file.string());
+    for (const auto& d : conflicts(stored, ex.config())) diff.push_back(d);
+    break;
+  }
+  if (!diff.empty()) {
+    std::string list;
+    for (const auto& d : diff) list += (list.empty() ? "" : "; ") + d;
+    throw UserError(dir.string() + " holds an analysis started with other settings (" + list +
+                    "); use a new --save or the original settings");
+  }
+  ex.comm()->barrier();  // every rank has read the records before rank 0 writes them
+  if (!ex.comm()->is_root()) return;
+  if (!fs::exists(dir / "config.toml")) io::write_text_atomically(dir / "config.toml", to_toml_string(ex.config()));
+  if (!fs::exists(settings_path)) io::write_text_atomically(settings_path, requested.dump(2) + "\n");
+}
+
 }  // namespace
 
 double instability(const std::vector<double>& errors) {
@@ -181,10 +268,11 @@ json run_lmc(const Experiment& ex, const LmcStart& start, const LmcOptions& o, c
              uint64_t key) {
   require(o.points >= 2, "lmc: --points must be at least 2");
   require(o.bn_batches >= 0 && o.train_sample >= 0, "lmc: --bn_batches and --train_sample must be >= 0");
-  if (auto done = completed_lmc(dir)) return *done;
   const bool root = ex.comm()->is_root();
   if (root) fs::create_directories(dir);
   ex.comm()->barrier();
+  check_settings(ex, start, o, dir);  // before anything is read back or resumed
+  if (auto done = completed_lmc(dir)) return *done;
   const auto copy_a = train_copy(ex, start, o, dir, key, 0);
   if (!copy_a) return {{"complete", false}, {"interrupted", true}};
   const auto copy_b = train_copy(ex, start, o, dir, key, 1);

@@ -55,6 +55,10 @@ using NetworkPtr = std::shared_ptr<Network>;
 // Builds a network by name with deterministic initialisation from `seed`.
 NetworkPtr make_network(const ModelConfig& config, uint64_t seed);
 std::vector<std::string> network_names();
+// The input a network was designed for, as `lth info` shows it by default: ImageNet ResNets
+// 224x224x3 and 1000 classes; CIFAR ResNets and Conv-2/4/6 32x32x3 and 10; LeNet-300-100
+// 28x28x1 and 10 (MNIST). UserError for an unknown name.
+ModelConfig native_model_config(const std::string& name);
 
 struct ParamCounts {
   int64_t conv = 0;    // conv kernels

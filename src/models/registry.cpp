@@ -56,6 +56,21 @@ NetworkPtr make_network(const ModelConfig& config, uint64_t seed) {
 
 std::vector<std::string> network_names() { return networks().names(); }
 
+ModelConfig native_model_config(const std::string& name) {
+  networks().get(name);  // unknown names fail here, listing the known ones
+  ModelConfig m;
+  m.name = name;
+  const bool imagenet = name == "resnet18" || name == "resnet34" || name == "resnet50" ||
+                        name == "resnet101" || name == "resnet152";
+  if (name == "lenet300_100") return m;  // ModelConfig's defaults: 28x28x1, 10 classes
+  m.in_channels = 3;
+  m.num_classes = imagenet ? 1000 : 10;
+  m.image_size = imagenet ? 224 : 32;
+  m.pixel_mean = {0.485, 0.456, 0.406};
+  m.pixel_std = {0.229, 0.224, 0.225};
+  return m;
+}
+
 ParamCounts count_parameters(const Network& net) {
   ParamCounts counts;
   for (const auto& p : net.named_parameters()) {

@@ -56,11 +56,15 @@ std::vector<LayerCount> read_layers(const json& summary, const std::string& labe
 }
 
 std::map<std::string, double> read_tests(const json& summary, const std::string& label,
-                                         const char* key = "test") {
+                                         std::set<std::string>& unreadable, const char* key = "test") {
   std::map<std::string, double> tests;
   if (!summary.contains(key)) return tests;
   if (!summary[key].is_object()) throw UserError(label + ": \"" + key + "\" is not an object");
   for (const auto& [set, result] : summary[key].items()) {
+    if (result.is_object() && result.contains("acc") && result["acc"].is_null()) {
+      unreadable.insert(set);  // tested, but no image could be read: no result
+      continue;
+    }
     const auto acc = result.is_number() ? std::optional<double>(result.get<double>())
                                         : number_field(result, "acc", label + " test " + set);
     if (!acc) throw UserError(label + ": test set '" + set + "' has no \"acc\"");
@@ -103,8 +107,8 @@ void read_summary(const fs::path& file, CycleResult& cycle) {
   cycle.best_val_acc = number_field(summary, "best_val_acc", label);
   cycle.best_iteration = integer_field(summary, "best_iteration", label);
   cycle.layers = read_layers(summary, label);
-  cycle.test_acc = read_tests(summary, label);
-  cycle.final_acc = read_tests(summary, label, "test_final");
+  cycle.test_acc = read_tests(summary, label, cycle.unreadable_sets);
+  cycle.final_acc = read_tests(summary, label, cycle.unreadable_sets, "test_final");
   cycle.selection = selection_text(summary, label);
 }
 
@@ -116,6 +120,7 @@ struct MetricsDigest {
   std::map<std::string, double> final_acc;
   std::optional<int64_t> kept, total;
   std::optional<double> density;
+  bool trained = false;  // a "cycle" event: training ended
   size_t unreadable_lines = 0;
 };
 
@@ -141,6 +146,8 @@ void digest_event(const json& event, MetricsDigest& digest) {
       digest.best_val_acc = acc;
       digest.best_iteration = optional_value<int64_t>(event, "iteration");
     }
+  } else if (kind == "cycle") {
+    digest.trained = true;
   } else if (kind == "test" || kind == "test_final") {
     const auto set = optional_value<std::string>(event, "set");
     const auto acc = optional_value<double>(event, "acc");
@@ -205,14 +212,31 @@ CycleResult read_cycle(const fs::path& folder, int number, std::vector<std::stri
   CycleResult cycle;
   cycle.cycle = number;
   cycle.running = true;
-  if (fs::exists(folder / "summary.json")) read_summary(folder / "summary.json", cycle);
+  bool damaged = false;
+  if (fs::exists(folder / "summary.json")) {
+    try {
+      read_summary(folder / "summary.json", cycle);
+    } catch (const UserError& e) {
+      // One damaged file must not cost the whole report: the cycle's events say most of it.
+      CycleResult fresh;
+      fresh.cycle = number;
+      fresh.running = true;
+      cycle = fresh;
+      damaged = true;
+      notes.push_back(std::string(e.what()) + "; cycle " + std::to_string(number) +
+                      " read from metrics.jsonl instead");
+    }
+  }
   if (fs::exists(folder / "metrics.jsonl")) {
     const MetricsDigest digest = read_metrics(folder / "metrics.jsonl");
     merge_metrics(digest, cycle);
+    if (damaged && digest.trained && !digest.test_acc.empty()) cycle.running = false;  // it was tested
     if (digest.unreadable_lines > 0)
       notes.push_back((folder / "metrics.jsonl").string() + ": skipped " +
                       std::to_string(digest.unreadable_lines) + " unreadable line(s)");
   }
+  for (const auto& set : cycle.unreadable_sets)
+    notes.push_back(folder.string() + ": test set " + set + " had no readable images (no result)");
   if (!cycle.kept && !cycle.density && fs::exists(folder / "init.safetensors"))
     density_from_masks(folder / "init.safetensors", cycle, notes);
   if (!cycle.density && cycle.kept && cycle.total && *cycle.total > 0)

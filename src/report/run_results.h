@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct CycleResult {
   std::optional<int64_t> best_iteration;
   std::map<std::string, double> test_acc;   // test set -> accuracy of the selected weights
   std::map<std::string, double> final_acc;  // test set -> accuracy of the final iterate
+  // Test sets tested with no readable image ("acc": null): no result, an empty cell and a
+  // note, never 0 %.
+  std::set<std::string> unreadable_sets;
   // The ticket's instability (error barrier on the selection set, a fraction) from the
   // `lmc` branch, RUN/branches/lmc/<NNN>/lmc.json; main line only.
   std::optional<double> instability;
@@ -56,9 +60,10 @@ struct RunResults {
   std::vector<std::string> notes;    // what was skipped or guessed, for the user to see
 };
 
-// Reads every cycle of the run. Throws UserError naming the file for a missing run folder
-// or a malformed summary.json; an unparseable metrics.jsonl line (a running writer's
-// half-written last line) is skipped with a note.
+// Reads every cycle of the run. Throws UserError for a folder that is not a run (no
+// config.toml, no cycle folder). A damaged summary.json (torn, not JSON, wrong types) is
+// read from the cycle's metrics.jsonl instead, with a note; an unparseable metrics.jsonl
+// line (a running writer's half-written last line) is skipped with a note.
 RunResults collect_run_results(const std::filesystem::path& run);
 
 }  // namespace lth::report

@@ -1,5 +1,6 @@
 #include "train/run_log.h"
 
+#include "common/command_log.h"
 #include "common/error.h"
 #include "io/file_util.h"
 #include "io/tensorboard.h"
@@ -24,6 +25,7 @@ RunLog::RunLog(const std::filesystem::path& dir, bool writer) : dir_(dir), write
     std::filesystem::create_directories(dir_);
     sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
     sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir_ / "log.txt").string()));
+    mirror_ = std::make_unique<LogMirror>(sinks.back());
   }
   // Not registered globally: every run folder has its own logger, no hidden shared state.
   logger_ = std::make_shared<spdlog::logger>("lth:" + dir_.string(), sinks.begin(), sinks.end());
@@ -84,6 +86,16 @@ void RunLog::tensorboard_event(const std::string& name, const nlohmann::json& fi
   if (values.empty()) return;
   if (!tensorboard_) tensorboard_ = std::make_unique<io::TensorBoardWriter>(dir_);
   tensorboard_->scalars(values, step);
+}
+
+bool RunLog::logged(const std::string& name, const std::string& set) const {
+  std::ifstream in(dir_ / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || j.value("event", "") != name) continue;
+    if (set.empty() || (j.contains("set") && j["set"] == set)) return true;
+  }
+  return false;
 }
 
 void RunLog::truncate_after(int64_t iteration) {

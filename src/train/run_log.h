@@ -17,6 +17,10 @@ namespace lth::io {
 class TensorBoardWriter;
 }
 
+namespace lth {
+class LogMirror;
+}
+
 namespace lth::train {
 
 class RunLog {
@@ -28,6 +32,9 @@ class RunLog {
   void warn(const std::string& message);
   // Appends {"event": name, ...fields} to metrics.jsonl and flushes it.
   void event(const std::string& name, nlohmann::json fields);
+  // Whether metrics.jsonl already holds an `name` event (with "set" = `set` when given):
+  // a phase resumed after it finished training must not log its end events twice.
+  bool logged(const std::string& name, const std::string& set = "") const;
   // Removes metrics events whose "iteration" is greater than `iteration` (and likewise
   // from the TensorBoard events file).
   void truncate_after(int64_t iteration);
@@ -41,6 +48,8 @@ class RunLog {
   std::filesystem::path dir_;
   bool writer_;
   std::shared_ptr<spdlog::logger> logger_;
+  // The command's warnings (unreadable samples, ...) also go to this folder's log.txt.
+  std::unique_ptr<LogMirror> mirror_;
   bool tensorboard_on_ = true;
   std::unique_ptr<io::TensorBoardWriter> tensorboard_;  // created on the first event
   int64_t last_step_ = 0;   // of the last "eval" event

@@ -33,7 +33,8 @@ struct PhaseState {
   double best_acc = -1;
   int64_t best_iteration = 0;
   double window_loss_sum = 0;  // training loss summed since the last evaluation
-  int64_t window_count = 0;
+  int64_t window_count = 0;    // training samples read (this rank) since the last evaluation
+  int64_t window_skipped = 0;  // unreadable training samples left out since then
   nlohmann::json scaler = nlohmann::json::object();
   bool complete = false;
 
@@ -41,7 +42,8 @@ struct PhaseState {
     return {{"iteration", iteration},  {"epoch", position.epoch},
             {"batch", position.batch}, {"best_acc", best_acc},
             {"best_iteration", best_iteration}, {"window_loss_sum", window_loss_sum},
-            {"window_count", window_count}, {"loss_scaler", scaler},
+            {"window_count", window_count}, {"window_skipped", window_skipped},
+            {"loss_scaler", scaler},
             {"complete", complete}};
   }
   static PhaseState from_json(const nlohmann::json& j) {
@@ -52,6 +54,9 @@ struct PhaseState {
     s.best_iteration = j.at("best_iteration").get<int64_t>();
     s.window_loss_sum = j.at("window_loss_sum").get<double>();
     s.window_count = j.at("window_count").get<int64_t>();
+    const auto skipped = j.find("window_skipped");  // absent in older checkpoints
+    if (skipped != j.end() && skipped->is_number_integer() && skipped->get<int64_t>() >= 0)
+      s.window_skipped = skipped->get<int64_t>();
     s.scaler = j.value("loss_scaler", nlohmann::json::object());
     s.complete = j.value("complete", false);
     return s;
@@ -182,6 +187,7 @@ class Phase {
     check_trainer_state(ckpt.trainer, path.string(), config_.schedule.total_steps);
     state_ = PhaseState::from_json(ckpt.trainer);
     resume_momentum_ = std::move(ckpt.momentum);
+    if (state_.complete) return true;  // trained already: nothing resumes, nothing to log
     log_.truncate_after(state_.iteration);
     log_.info(fmt::format("resuming {} at iteration {}", log_.dir().string(), state_.iteration));
     log_.event("resume", {{"iteration", state_.iteration}});
@@ -240,6 +246,16 @@ class Phase {
       window_loss_ += loss.detach().to(torch::kFloat64);
     }
     state_.window_count += n;
+    state_.window_skipped += batch.skipped;
+    if (n == 0 && !reducer_) {
+      // Every sample of the batch was unreadable: no step on nothing (momentum and weight
+      // decay would still move the weights). The iteration counts, and the evaluation
+      // interval's sample counts (metrics.jsonl) show it; an interval with no readable
+      // sample at all stops the phase (evaluate_and_checkpoint). With several ranks the
+      // others' samples still make a step: this rank's gradients are zero.
+      ++state_.iteration;
+      return;
+    }
     if (reducer_) reducer_->finish();
     if (scaling) {
       const auto apply = scaler_.update(optimizer_->unscale_gradients(scaler_.scale_tensor()));
@@ -263,12 +279,23 @@ class Phase {
                                config_.schedule.total_steps, loss, lr, ips, format_duration(eta)));
   }
 
-  double mean_window_loss() {
+  // The evaluation interval's training loss and sample counts, over all ranks.
+  struct Window {
+    double mean_loss = 0;
+    int64_t samples = 0;  // readable samples trained on
+    int64_t skipped = 0;  // unreadable ones left out
+  };
+  Window window_totals() {
     std::vector<torch::Tensor> sums{torch::tensor(
-        {state_.window_loss_sum + window_loss_.item<double>(), static_cast<double>(state_.window_count)},
+        {state_.window_loss_sum + window_loss_.item<double>(), static_cast<double>(state_.window_count),
+         static_cast<double>(state_.window_skipped)},
         torch::kFloat64)};
     comm_->all_reduce_sum(sums);
-    return sums[0][0].item<double>() / std::max(sums[0][1].item<double>(), 1.0);
+    Window w;
+    w.samples = static_cast<int64_t>(sums[0][1].item<double>());
+    w.skipped = static_cast<int64_t>(sums[0][2].item<double>());
+    w.mean_loss = sums[0][0].item<double>() / std::max(sums[0][1].item<double>(), 1.0);
+    return w;
   }
 
   // The reference averages BN running statistics across devices before every evaluation.
@@ -288,7 +315,14 @@ class Phase {
   // Returns false when training must stop (NaN loss).
   bool evaluate_and_checkpoint() {
     progress_.clear();
-    const double train_loss = mean_window_loss();
+    const Window window = window_totals();
+    const double train_loss = window.mean_loss;
+    const int64_t first = (state_.iteration - 1) / config_.eval_every * config_.eval_every + 1;
+    // A loss of 0 over no sample is no result: stop before it is logged or checkpointed.
+    require(window.samples > 0,
+            fmt::format("{}: no readable training sample in iterations {}..{} ({} unreadable, "
+                        "skipped; the warnings above name them): the training data is unusable",
+                        log_.dir().string(), first, state_.iteration, window.skipped));
     last_train_loss_ = train_loss;
     const double lr = learning_rate(config_.schedule, state_.iteration - 1);
     if (std::isnan(train_loss)) {
@@ -303,6 +337,9 @@ class Phase {
                                 config_.device, in_.val_class_subset);
     eo.precision = config_.precision;
     const auto val = eval::evaluate(net_, in_.val_set, eo);
+    require(val.count > 0, fmt::format("{}: the validation set {} has no readable image ({} skipped); "
+                                       "no accuracy can be measured",
+                                       log_.dir().string(), in_.val_set->describe(), val.skipped));
     const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     const double ips = (state_.iteration - start_iteration_) * config_.batch_size / std::max(seconds, 1e-9);
     const bool improved = val.accuracy > state_.best_acc;
@@ -311,15 +348,20 @@ class Phase {
       state_.best_iteration = state_.iteration;
     }
     log_.info(fmt::format("iter {:>6}  train_loss {:.4f}  val_acc {:.2f}%  val_nll {:.4f}  lr {:.4g}  "
-                          "{:.1f} img/s{}",
+                          "{:.1f} img/s{}{}",
                           state_.iteration, train_loss, 100 * val.accuracy, val.nll, lr, ips,
+                          window.skipped > 0 ? fmt::format("  ({} of {} training samples unreadable, skipped)",
+                                                           window.skipped, window.samples + window.skipped)
+                                             : std::string(),
                           improved ? "  *best*" : ""));
     log_.event("eval", {{"iteration", state_.iteration}, {"train_loss", train_loss},
                         {"val_acc", val.accuracy}, {"val_nll", val.nll}, {"val_ece", val.ece},
                         {"lr", lr}, {"images_per_sec", ips}, {"best_acc", state_.best_acc},
-                        {"skipped", val.skipped}});
+                        {"skipped", val.skipped}, {"val_count", val.count},
+                        {"train_samples", window.samples}, {"train_skipped", window.skipped}});
     state_.window_loss_sum = 0;
     state_.window_count = 0;
+    state_.window_skipped = 0;
     window_loss_.zero_();
     if (improved) save(log_.dir() / "best_acc.safetensors", /*with_momentum=*/false);
     if (config_.periodic_ckpt) save(log_.dir() / io::iteration_file(state_.iteration), false);

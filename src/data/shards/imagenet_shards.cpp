@@ -25,11 +25,47 @@ int size_of(int64_t image_size) {
   return static_cast<int>(image_size == 0 ? img::kDefaultImageSize : image_size);
 }
 
+constexpr const char* kTfdsImagenet = "imagenet2012";
+
+// A TFDS folder of imagenet2012 that lacks its dataset_info.json is named as such, instead of
+// being read as a folder layout ("imagenet/train is not a folder"): a folder holding
+// .tfrecord shards, the builder folder itself, or a data dir whose only ImageNet is the builder.
+void refuse_tfds_without_metadata(const fs::path& root) {
+  std::error_code ec;
+  if (fs::is_directory(root / "imagenet", ec)) return;  // the folder layout
+  bool shards = false;
+  for (const auto& entry : fs::directory_iterator(root, ec))
+    shards = shards || entry.path().filename().string().find(".tfrecord-") != std::string::npos;
+  const bool builder = root.filename() == kTfdsImagenet;
+  const bool data_dir = fs::is_directory(root / kTfdsImagenet, ec);
+  if (!shards && !builder && !data_dir) return;
+  const fs::path where = data_dir ? root / kTfdsImagenet : root;
+  throw UserError(where.string() + ": TFDS " + kTfdsImagenet + " shards without dataset_info.json" +
+                  (shards ? "" : " in any version folder") +
+                  " (it lists the splits and their shard files; TFDS writes it next to them)");
+}
+
 std::optional<fs::path> imagenet_tfds(const std::string& root) {
   if (root.empty() || looks_like_shard_pattern(root)) return std::nullopt;
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return std::nullopt;
-  return find_tfds_version(root, "imagenet2012");
+  if (auto found = find_tfds_version(root, kTfdsImagenet)) return found;
+  refuse_tfds_without_metadata(root);
+  return std::nullopt;
+}
+
+// Where the test suite's TFDS builders lie: the data dir, also when --data_root is
+// imagenet2012's builder folder or one of its (config/)version folders (the siblings
+// imagenet_v2, imagenet_r, ... sit beside the builder, not inside it).
+std::vector<fs::path> tfds_data_dirs(const fs::path& root) {
+  std::vector<fs::path> dirs{root};
+  fs::path p = root;
+  for (int up = 0; up < 3 && p.has_relative_path(); ++up, p = p.parent_path()) {
+    if (p.filename() != kTfdsImagenet) continue;
+    dirs.push_back(p.has_parent_path() ? p.parent_path() : fs::path("."));
+    break;
+  }
+  return dirs;
 }
 
 bool sorted_unique(const std::vector<std::string>& v) {
@@ -186,7 +222,10 @@ DatasetPtr make_imagenet_any(const DataConfig& config, Split split) {
   }
   if (!config.root.empty()) {
     if (auto wds = find_webdataset_split(config.root, train ? "train" : "val")) {
-      const auto index = webdataset_index(*wds);
+      // One label space for the root: the train split's classes.txt labels val too (it may
+      // lie in train/ only, where docs/DATA.md allows it).
+      const auto train_split = train ? wds : find_webdataset_split(config.root, "train");
+      const auto index = webdataset_index(train_split ? *train_split : *wds);
       auto options = read_options(&config, config.image_size, augment, config.strict);
       options.num_classes = index.size();
       auto shards = index_webdataset_files(wds->files, config.strict);
@@ -263,10 +302,12 @@ std::optional<ShardTestSet> find_shard_test_set(const std::string& root, const s
     auto configs = b.configs;
     for (auto& c : configs)
       if (c == "@v2") c = v2_config;
-    if (auto dir = find_tfds_version(root, b.builder, configs)) {
-      const auto builder = read_tfds_builder(*dir);
-      if (!builder.split(b.split)) continue;
-      return ShardTestSet{*dir, open_tfds_split(builder, b.split, name, index, options, b.needs_names)};
+    for (const auto& data_dir : tfds_data_dirs(root)) {
+      if (auto dir = find_tfds_version(data_dir, b.builder, configs)) {
+        const auto builder = read_tfds_builder(*dir);
+        if (!builder.split(b.split)) continue;
+        return ShardTestSet{*dir, open_tfds_split(builder, b.split, name, index, options, b.needs_names)};
+      }
     }
   }
   if (name == "imagenet") {

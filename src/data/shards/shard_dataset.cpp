@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -112,17 +114,21 @@ ShardIndex index_webdataset_files(const std::vector<std::filesystem::path>& file
   for (size_t f = 0; f < files.size(); ++f) {
     const auto& scan = scans[f];
     if (!scan.problem.empty()) ++index.damaged_files;
-    int64_t kept = 0, incomplete = 0;
+    int64_t kept = 0;
     std::string current;
     ShardSample sample;
     bool has_image = false, has_cls = false;
+    // Per key: its runs of consecutive members, and whether one run was a whole sample. A
+    // sample is one run (WebDataset's rule); a key in several runs was written unsorted.
+    std::map<std::string, std::pair<int64_t, bool>> keys;
     const auto finish = [&] {
       if (current.empty()) return;
+      auto& [runs, complete] = keys[current];
+      ++runs;
       if (has_image && has_cls) {
         index.samples.push_back(sample);
         ++kept;
-      } else {
-        ++incomplete;
+        complete = true;
       }
     };
     for (const auto& m : scan.members) {
@@ -147,11 +153,20 @@ ShardIndex index_webdataset_files(const std::vector<std::filesystem::path>& file
     }
     finish();
     if (!scan.problem.empty()) framing_problem(scan.problem, strict, kept);
+    int64_t incomplete = 0, scattered = 0;
+    for (const auto& [key, k] : keys) {
+      incomplete += k.second ? 0 : 1;
+      scattered += k.first > 1 ? 1 : 0;
+    }
     if (incomplete > 0) {
-      const std::string msg = files[f].string() + ": " + std::to_string(incomplete) +
-                              " keys without both an image (.jpg/.jpeg/.png) and a .cls member";
+      std::string msg = files[f].string() + ": " + std::to_string(incomplete) + " of " +
+                        std::to_string(keys.size()) +
+                        " keys have no image (.jpg/.jpeg/.png) and .cls member next to each other";
+      if (scattered > 0)
+        msg += " (" + std::to_string(scattered) + " keys' members are not consecutive: a sample's " +
+               "members must follow one another in the tar; write it with `tar --sort=name`)";
       if (strict) throw UserError(msg);
-      spdlog::warn("{}; skipped", msg);
+      spdlog::warn("{}; {} samples kept, the rest skipped", msg, kept);
     }
     index.records_per_file.push_back(kept);
   }

@@ -155,8 +155,9 @@ std::optional<WebDatasetSplit> find_webdataset_split(const std::string& root, co
     }
   }
   if (out.files.empty()) return std::nullopt;
-  out.classes_file = classes_near(dir);
-  if (out.classes_file.empty() && fs::exists(dir / "classes.txt")) out.classes_file = dir / "classes.txt";
+  // classes.txt in the shards' folder (train/) or the data root, as docs/DATA.md says.
+  out.classes_file = classes_near(out.files.front().parent_path());
+  if (out.classes_file.empty()) out.classes_file = classes_near(dir);
   return out;
 }
 
