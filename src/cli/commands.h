@@ -16,6 +16,7 @@ void add_make_imagenet_command(CLI::App& app);
 void add_make_shards_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_lmc_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 // The reference's boolean spellings: yes/no, true/false, t/f, y/n, 1/0 (any case).
 bool parse_bool(const std::string& flag, const std::string& text);

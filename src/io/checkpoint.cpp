@@ -5,6 +5,8 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "io/checkpoint_format.h"
+#include "io/flax_checkpoint.h"
 #include "io/safetensors.h"
 
 namespace lth::io {
@@ -149,7 +151,17 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt) 
   write_safetensors(path, checkpoint_tensors(label, ckpt), checkpoint_metadata(ckpt));
 }
 
+std::string checkpoint_padding(const Checkpoint& ckpt, const std::string& label) {
+  const auto& c = ckpt.config;
+  if (!c.contains("model") || !c["model"].is_object() || !c["model"].contains("padding")) return "symmetric";
+  const auto& p = c["model"]["padding"];
+  require(p.is_string() && (p == "symmetric" || p == "same"),
+          label + ": checkpoint config 'model.padding' is not 'symmetric' or 'same'");
+  return p.get<std::string>();
+}
+
 Checkpoint load_checkpoint(const std::filesystem::path& path) {
+  if (detect_checkpoint_format(path) == CheckpointFormat::Reference) return read_flax_checkpoint(path);
   const std::string label = path.string();
   SafetensorsContent content = read_safetensors(path);
   const Metadata& metadata = content.metadata;
