@@ -278,6 +278,18 @@ TEST_F(HostileFiles, TreeProblemsNameTheKey) {
                   "nested deeper than 6 levels"));
 }
 
+// Checkpoints written before model.padding existed were computed with symmetric padding.
+TEST(FlaxCheckpoint, PaddingOfACheckpoint) {
+  Checkpoint old;
+  EXPECT_EQ(checkpoint_padding(old, "old"), "symmetric");
+  old.config = {{"model", {{"name", "resnet50"}, {"width", 1}}}};
+  EXPECT_EQ(checkpoint_padding(old, "old"), "symmetric");
+  old.config["model"]["padding"] = "same";
+  EXPECT_EQ(checkpoint_padding(old, "old"), "same");
+  old.config["model"]["padding"] = 3;
+  EXPECT_THROW(checkpoint_padding(old, "old"), UserError);
+}
+
 TEST(FlaxCheckpoint, WriterRefusesWhatHasNoPlace) {
   testing::ScratchDir dir;
   reference_ok("write '" + (dir / "r20.ckpt").string() + "' --model resnet20 --classes 3");
