@@ -168,3 +168,39 @@ put("fuzz_ilsvrc", "devkit.tar.gz", gzip.compress(devkit, mtime=0))
 put("fuzz_ilsvrc", "train_tar_of_tars.tar",
     tar_bytes([(w + ".tar", tar_bytes([(w + "_1.JPEG", b"\xff\xd8jpeg\xff\xd9"), (w + "_2.JPEG", b"x" * 600)]))
                for w in ("n01440764", "n01443537")]))
+
+
+# The reference's Flax checkpoints (MessagePack): a ResNet-20 tree whose stem kernel is real
+# and whose other arrays are empty (a valid file is megabytes, beyond -max_len), the tree
+# without params_mask, a chunked array, and a document with every MessagePack type.
+import msgpack  # Debian's python3-msgpack
+
+
+def flax_array(a):
+    return msgpack.ExtType(1, msgpack.packb((a.shape, a.dtype.name, a.tobytes("C")), use_bin_type=True))
+
+
+def resnet20_tree(with_mask=True):
+    empty = flax_array(np.zeros((0,), np.float32))
+    ext, stats = {}, {}
+    for i in range(21):
+        ext[f"Conv_{i}"] = {"kernel": flax_array(rng.standard_normal((3, 3, 3, 16), np.float32)) if i == 0 else empty}
+        ext[f"BatchNorm_{i}"] = {"scale": empty, "bias": empty}
+        stats[f"BatchNorm_{i}"] = {"mean": empty, "var": empty}
+    tree = {"params": {"ext": ext, "cls": flax_array(np.zeros((64, 2), np.float32))}}
+    if with_mask:
+        tree["params_mask"] = tree["params"]
+    tree["batch_stats"] = stats
+    tree["image_stats"] = {"m": flax_array(np.full(3, 0.5, np.float32)), "s": flax_array(np.full(3, 0.25, np.float32))}
+    return msgpack.packb(tree, use_bin_type=True)
+
+
+put("fuzz_msgpack", "resnet20_tree.ckpt", resnet20_tree())
+put("fuzz_msgpack", "resnet20_no_mask.ckpt", resnet20_tree(with_mask=False))
+put("fuzz_msgpack", "chunked.ckpt", msgpack.packb({"params": {"cls": {
+    "__msgpack_chunked_array__": True, "shape": [2, 2], "chunks": {"0": flax_array(np.zeros(4, np.float32))}}}}))
+put("fuzz_msgpack", "types.msgpack", msgpack.packb(
+    {"i": [0, -1, 200, -200, 70000, -70000, 2**33, -2**33, 2**64 - 1], "f": [1.5, float("inf")],
+     "s": ["x" * 40, "y" * 300], "b": [b"", b"\0" * 300], "n": [None, True, False],
+     "e": [msgpack.ExtType(2, b"ab"), msgpack.ExtType(3, b"abcd"), msgpack.ExtType(99, b"12345678")],
+     "deep": [[[[[[1]]]]]]}, use_bin_type=True))

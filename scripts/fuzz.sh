@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     *) harnesses+=("$1"); shift ;;
   esac
 done
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_npy fuzz_safetensors fuzz_idx fuzz_image fuzz_config fuzz_rendezvous fuzz_shards fuzz_ilsvrc)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_npy fuzz_safetensors fuzz_idx fuzz_image fuzz_config fuzz_rendezvous fuzz_shards fuzz_ilsvrc fuzz_msgpack)
 
 lib_dir="${LTH_BUILD_DIR:-build}"
 fuzz_dir="${LTH_FUZZ_DIR:-build-fuzz}"

@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev             # libFuzzer + sanitizer runtimes (scripts/fuzz.sh)
   python3 python3-numpy             # the independent checkpoint reader used by tests
+  python3-msgpack                   # the independent reference-checkpoint (Flax) writer used by tests
   python3-protobuf                  # the independent TFRecord/Example/Event writer and reader used by tests
   dataset-fashion-mnist             # the embedded default's data
 )

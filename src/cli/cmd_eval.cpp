@@ -67,14 +67,15 @@ T config_value(const std::string& label, const nlohmann::json& config, const cha
   }
 }
 
-// The network a checkpoint was trained as: name and width from its config, classes from the
-// head's shape, pixel statistics from its stored buffers.
+// The network a checkpoint was trained as: name, width and padding rule from its config,
+// classes from the head's shape, pixel statistics from its stored buffers.
 models::ModelConfig model_config_of(const io::Checkpoint& ckpt, const std::string& path,
                                     int64_t image_size) {
   models::ModelConfig m;
   m.name = config_value<std::string>(path, ckpt.config, "model", "name", "");
   require(!m.name.empty(), path + ": checkpoint config names no model (model.name)");
   m.width = config_value<int64_t>(path, ckpt.config, "model", "width", 1);
+  m.padding = models::parse_padding(io::checkpoint_padding(ckpt, path));
   const auto fc = ckpt.state.find("fc.weight");
   require(fc != ckpt.state.end() && fc->second.dim() == 2,
           path + ": no 2-D fc.weight (classifier head)");
@@ -207,7 +208,8 @@ void add_eval_command(CLI::App& app) {
       "eval",
       "Test a checkpoint on every ImageNet test set under --data_root (IN, V2, R, A, Sketch)");
   auto f = std::make_shared<EvalFlags>();
-  cmd->add_option("--ckpt", f->ckpt, "checkpoint (.safetensors), e.g. RUN/003/best_acc.safetensors")
+  cmd->add_option("--ckpt", f->ckpt,
+                  "checkpoint (.safetensors, or a reference .ckpt), e.g. RUN/003/best_acc.safetensors")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--data_root", f->data_root,

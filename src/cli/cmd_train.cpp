@@ -52,6 +52,10 @@ void add_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--resnet_depth", f.resnet_depth, "ResNet depth (model resnet<depth>)")->capture_default_str();
   cmd->add_option("--resnet_width", c.width, "ResNet width multiplier")->capture_default_str();
   cmd->add_option("--model", f.model, "network by name (overrides --resnet_depth), e.g. lenet300_100");
+  cmd->add_option("--padding", c.padding,
+                  "symmetric (PyTorch) or same (the reference's TensorFlow SAME; use it to "
+                  "continue from a reference .ckpt)")
+      ->capture_default_str();
   cmd->add_option("--batch_size", c.batch_size, "global batch size")->capture_default_str();
   cmd->add_option("--num_workers", c.num_workers, "data loader threads")->capture_default_str();
   cmd->add_option("--prefetch_factor", c.prefetch_factor, "batches in flight per worker")->capture_default_str();

@@ -18,6 +18,7 @@ void add_prepare_imagenet_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_lmc_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 
 // `lth info --ckpt`: what a checkpoint (any format load_checkpoint reads) holds.

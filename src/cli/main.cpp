@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   lth::cli::add_launch_command(app);
   lth::cli::add_lmc_command(app);
   lth::cli::add_export_command(app);
+  lth::cli::add_convert_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

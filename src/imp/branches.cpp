@@ -49,6 +49,7 @@ const Registry<BranchFn>& registry() {
       BranchStart s{main_masks(c), {}};
       auto fresh = c.experiment.make_network(fmt::format("reinit/{}", c.cycle));
       s.weights.state = pruning::snapshot_state(*fresh);
+      s.weights.config = c.experiment.config_json();  // this run's network, padding included
       return s;
     });
     reg.add("random_pruning", [](const BranchContext& c) {

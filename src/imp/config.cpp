@@ -115,6 +115,8 @@ const std::vector<ConfigField>& config_fields() {
        "training images held out to choose best_acc on (0 = choose on the test split)"},
       {"model.name", &C::model, true, "network"},
       {"model.width", &C::width, true, "width multiplier (ResNets)"},
+      {"model.padding", &C::padding, true,
+       "symmetric (PyTorch) or same (TensorFlow, as the reference's Flax ResNets)"},
       {"train.batch_size", &C::batch_size, true, "global batch size"},
       {"train.lr", &C::lr, true, "peak learning rate"},
       {"train.momentum", &C::momentum, true, "SGD momentum"},
@@ -275,6 +277,8 @@ void validate(const ImpConfig& c) {
   require(c.threads >= 0, "run.threads must be >= 0");
   require(c.stop_after >= 0, "run.stop_after must be >= 0");
   models::parse_precision(c.precision, "train.precision");
+  require(c.padding == "symmetric" || c.padding == "same",
+          "model.padding must be 'symmetric' or 'same', not '" + c.padding + "'");
   pruning::parse_prunable_set(c.prunable);
   const auto strategies = pruning::strategy_names();
   require(std::find(strategies.begin(), strategies.end(), c.strategy) != strategies.end(),

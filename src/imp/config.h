@@ -31,6 +31,10 @@ struct ImpConfig {
   // [model]
   std::string model = "lenet300_100";
   int64_t width = 1;
+  // "symmetric" (PyTorch, lth's default) or "same" (TensorFlow, the reference's; see
+  // models/network.h Padding). Run folders written before the setting existed read as
+  // symmetric, which is what they computed with.
+  std::string padding = "symmetric";
   // [train]
   int64_t batch_size = 128;
   double lr = 0.1;

@@ -92,6 +92,14 @@ void test_at_end(const Experiment& experiment, models::Network& net, const fs::p
 }  // namespace
 
 void load_parameters(models::Network& net, const io::Checkpoint& ckpt, const std::string& source) {
+  // Weights trained under one padding rule compute different features under the other: a
+  // reference checkpoint (SAME) continued with symmetric padding would silently start from
+  // a perturbed network.
+  const std::string stored = io::checkpoint_padding(ckpt, source);
+  const std::string ours = models::padding_name(net.config().padding);
+  require(stored == ours, source + ": its weights were computed with padding '" + stored +
+                              "' but this run's network uses '" + ours + "' (lth train --padding " +
+                              stored + ", or --set model.padding=" + stored + ")");
   pruning::load_state(net, ckpt.state, source, /*with_buffers=*/false);
 }
 

@@ -32,7 +32,8 @@ struct CyclePlan {
 nlohmann::json run_cycle(const Experiment& experiment, const CyclePlan& plan);
 
 // Sets the network's *parameters* to `state` (buffers keep their fresh values: BN statistics
-// start anew after rewinding, as in the reference).
+// start anew after rewinding, as in the reference). UserError when the checkpoint's padding
+// rule (io::checkpoint_padding) is not the network's.
 void load_parameters(models::Network& net, const io::Checkpoint& ckpt, const std::string& source);
 
 // Per-layer kept/total counts and density of masks, as summary.json stores them.

@@ -140,6 +140,7 @@ models::ModelConfig Experiment::model_config() const {
   m.in_channels = traits.channels;
   m.image_size = traits.image_size;
   m.width = config_.width;
+  m.padding = models::parse_padding(config_.padding);
   m.pixel_mean = traits.pixel_mean;
   m.pixel_std = traits.pixel_std;
   return m;

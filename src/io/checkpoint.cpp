@@ -150,6 +150,15 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt) 
   write_safetensors(path, checkpoint_tensors(label, ckpt), checkpoint_metadata(ckpt));
 }
 
+std::string checkpoint_padding(const Checkpoint& ckpt, const std::string& label) {
+  const auto& c = ckpt.config;
+  if (!c.contains("model") || !c["model"].is_object() || !c["model"].contains("padding")) return "symmetric";
+  const auto& p = c["model"]["padding"];
+  require(p.is_string() && (p == "symmetric" || p == "same"),
+          label + ": checkpoint config 'model.padding' is not 'symmetric' or 'same'");
+  return p.get<std::string>();
+}
+
 Checkpoint load_checkpoint(const std::filesystem::path& path) {
   if (auto other = load_other_checkpoint_format(path)) return std::move(*other);
   const std::string label = path.string();

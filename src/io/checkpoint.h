@@ -30,7 +30,13 @@ struct Checkpoint {
 // Atomic (see write_safetensors). Masks are checked to be 0/1 and written as U8.
 void save_checkpoint(const std::filesystem::path& path, const Checkpoint& ckpt);
 // Throws UserError naming the file if it is missing, corrupt, or not an lth checkpoint.
-// Also reads the other formats of io/checkpoint_formats.h (`lth export`'s compact ticket).
+// Also reads the other formats of io/checkpoint_formats.h, recognised by content: `lth
+// export`'s compact ticket and the reference's Flax checkpoint (io/flax_checkpoint.h).
 Checkpoint load_checkpoint(const std::filesystem::path& path);
+
+// The padding rule the checkpoint's weights were computed with: its config's model.padding,
+// "symmetric" when absent (files written before the setting existed). UserError naming
+// `label` for anything but "symmetric" or "same".
+std::string checkpoint_padding(const Checkpoint& ckpt, const std::string& label);
 
 }  // namespace lth::io

@@ -1,7 +1,9 @@
 #include "io/checkpoint_formats.h"
 
 #include "common/error.h"
+#include "io/checkpoint_sniff.h"
 #include "io/compact_ticket.h"
+#include "io/flax_checkpoint.h"
 #include "io/safetensors.h"
 
 namespace lth::io {
@@ -26,7 +28,15 @@ Checkpoint load_compact_ticket(const std::filesystem::path& path) {
   return decode_compact_ticket(path.string(), read_safetensors(path));
 }
 
+// The reference's Flax checkpoint: MessagePack from its first bytes (io/checkpoint_sniff.h).
+bool is_reference_file(const std::filesystem::path& path) {
+  return detect_checkpoint_format(path) == CheckpointFormat::Reference;
+}
+
+Checkpoint load_reference(const std::filesystem::path& path) { return read_flax_checkpoint(path); }
+
 constexpr CheckpointReader kReaders[] = {
+    {is_reference_file, load_reference},
     {is_compact_ticket_file, load_compact_ticket},
 };
 

@@ -4,6 +4,8 @@
 // that takes a checkpoint takes them too:
 //   lth-compact-ticket-1   `lth export`'s inference file (io/compact_ticket.h): a
 //                          safetensors file with that metadata "format"
+//   reference .ckpt        the reference's Flax checkpoint (io/flax_checkpoint.h), told
+//                          from safetensors by its first bytes (io/checkpoint_sniff.h)
 // A reader expands its file into the in-memory Checkpoint an lth-checkpoint-1 file gives.
 // A file no reader recognises is left to load_checkpoint's own checks and messages.
 #include <filesystem>

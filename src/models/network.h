@@ -28,6 +28,17 @@ enum class ParamKind {
   Bias,        // biases of conv/linear layers
 };
 
+// How convolutions and the stem max-pool pad their input (only stride-2 layers differ):
+//   symmetric  PyTorch's k/2 on every side (lth's default; tickets load into torchvision)
+//   same       TensorFlow's "SAME", as the reference (Flax): the total padding
+//              max((ceil(n/s)-1)*s + k - n, 0) split with one pixel less on top/left;
+//              max-pool pads with -inf
+// Output sizes agree; the sampling grid of a stride-2 layer shifts by one pixel. LeNet and
+// Conv-n (stride-1 3x3 convs, 2x2 pools) compute the same under both rules.
+enum class Padding { Symmetric, Same };
+Padding parse_padding(const std::string& name);  // UserError naming the value otherwise
+const char* padding_name(Padding padding);       // "symmetric" | "same"
+
 struct ModelConfig {
   std::string name = "lenet300_100";
   int64_t num_classes = 10;
@@ -36,6 +47,7 @@ struct ModelConfig {
   int64_t width = 1;                       // width multiplier (ResNets)
   std::vector<double> pixel_mean{0.2860};  // per channel, in [0, 1] units
   std::vector<double> pixel_std{0.3530};
+  Padding padding = Padding::Symmetric;
 };
 
 class Network : public torch::nn::Module {
@@ -73,7 +85,7 @@ ParamCounts count_parameters(const Network& net);
 // Short lower-case name of a kind: "conv", "linear", "head", "norm", "bias".
 const char* kind_name(ParamKind kind);
 
-// For `lth info`: {"name", "num_classes", "in_channels", "image_size", "width",
+// For `lth info`: {"name", "num_classes", "in_channels", "image_size", "width", "padding",
 // "counts": {conv, linear, head, norm, bias, total}, "buffers": <entries>,
 // "parameters": [{"name", "kind", "shape", "numel"}, ...]} in state_dict order.
 // Include <nlohmann/json.hpp> to use the result.

@@ -4,6 +4,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "common/error.h"
 #include "models/mlp_conv.h"
 #include "models/network.h"
 #include "models/resnet.h"
@@ -97,6 +98,16 @@ ParamCounts count_parameters(const Network& net) {
   return counts;
 }
 
+Padding parse_padding(const std::string& name) {
+  if (name == "symmetric") return Padding::Symmetric;
+  if (name == "same") return Padding::Same;
+  throw UserError("unknown padding '" + name + "' (expected symmetric or same)");
+}
+
+const char* padding_name(Padding padding) {
+  return padding == Padding::Same ? "same" : "symmetric";
+}
+
 const char* kind_name(ParamKind kind) {
   switch (kind) {
     case ParamKind::ConvKernel:
@@ -121,6 +132,7 @@ nlohmann::json describe_network(const Network& net) {
                         {"in_channels", c.in_channels},
                         {"image_size", c.image_size},
                         {"width", c.width},
+                        {"padding", padding_name(c.padding)},
                         {"counts",
                          {{"conv", counts.conv},
                           {"linear", counts.linear},

@@ -7,6 +7,10 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
+#include <algorithm>
+#include <limits>
+#include <utility>
+
 #include "common/error.h"
 #include "models/autocast.h"
 #include "models/init.h"
@@ -17,9 +21,32 @@ namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return nn::Conv2d(
-      nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+// With Padding::Same the module pads nothing itself: `same_pad` pads its input first.
+nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, Padding padding) {
+  const int64_t pad = padding == Padding::Same ? 0 : kernel / 2;
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(pad).bias(false));
+}
+
+// TensorFlow's "SAME" padding of one spatial side of length n: (before, after), the odd
+// pixel after (bottom/right).
+std::pair<int64_t, int64_t> same_split(int64_t n, int64_t kernel, int64_t stride) {
+  const int64_t out = (n + stride - 1) / stride;
+  const int64_t total = std::max<int64_t>((out - 1) * stride + kernel - n, 0);
+  return {total / 2, total - total / 2};
+}
+
+// x (NCHW) padded as "SAME" needs for a kernel x kernel window at `stride`, with `value`.
+torch::Tensor same_pad(const torch::Tensor& x, int64_t kernel, int64_t stride, double value) {
+  const auto [top, bottom] = same_split(x.size(2), kernel, stride);
+  const auto [left, right] = same_split(x.size(3), kernel, stride);
+  if (top == 0 && bottom == 0 && left == 0 && right == 0) return x;
+  return torch::constant_pad_nd(x, {left, right, top, bottom}, value);
+}
+
+torch::Tensor conv_forward(nn::Conv2d& c, const torch::Tensor& x, Padding padding) {
+  if (padding == Padding::Symmetric) return c->forward(x);
+  const auto& o = c->options;
+  return c->forward(same_pad(x, (*o.kernel_size())[0], (*o.stride())[0], 0.0));
 }
 
 nn::BatchNorm2d batch_norm(int64_t channels) {
@@ -30,7 +57,8 @@ nn::BatchNorm2d batch_norm(int64_t channels) {
 // Registration order follows torchvision: conv1, bn1, conv2, bn2, [conv3, bn3], downsample.
 class BlockImpl : public nn::Module {
  public:
-  BlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck) {
+  BlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck, Padding padding)
+      : padding_(padding) {
     const int64_t out = bottleneck ? 4 * planes : planes;
     if (bottleneck) {
       add_pair(in, planes, 1, 1);
@@ -45,15 +73,16 @@ class BlockImpl : public nn::Module {
     at::NoGradGuard no_grad;
     bns_.back()->weight.zero_();
     if (stride != 1 || in != out) {
-      downsample_ =
-          register_module("downsample", nn::Sequential(conv(in, out, 1, stride), batch_norm(out)));
+      downsample_ = register_module(
+          "downsample", nn::Sequential(conv(in, out, 1, stride, padding), batch_norm(out)));
     }
   }
 
   torch::Tensor forward(torch::Tensor x) {
+    // A 1x1 shortcut conv needs no padding under either rule.
     const auto shortcut = downsample_ ? downsample_->forward(x) : x;
     for (size_t i = 0; i < convs_.size(); ++i) {
-      x = bns_[i]->forward(convs_[i]->forward(x));
+      x = bns_[i]->forward(conv_forward(convs_[i], x, padding_));
       if (i + 1 < convs_.size()) x.relu_();
     }
     // In place, as torchvision: BN's backward needs its input, not its output.
@@ -63,10 +92,11 @@ class BlockImpl : public nn::Module {
  private:
   void add_pair(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
     const auto n = std::to_string(convs_.size() + 1);
-    convs_.push_back(register_module("conv" + n, conv(in, out, kernel, stride)));
+    convs_.push_back(register_module("conv" + n, conv(in, out, kernel, stride, padding_)));
     bns_.push_back(register_module("bn" + n, batch_norm(out)));
   }
 
+  Padding padding_;
   std::vector<nn::Conv2d> convs_;
   std::vector<nn::BatchNorm2d> bns_;
   nn::Sequential downsample_{nullptr};
@@ -78,14 +108,15 @@ class ResNet : public NetworkBase {
   ResNet(const ModelConfig& config, const ResNetSpec& spec) : NetworkBase(config) {
     int64_t channels = spec.base_planes * config.width;
     pool_stem_ = !spec.cifar_family && config.image_size > 64;
-    conv1_ = register_module(
-        "conv1", conv(config.in_channels, channels, pool_stem_ ? 7 : 3, pool_stem_ ? 2 : 1));
+    conv1_ = register_module("conv1", conv(config.in_channels, channels, pool_stem_ ? 7 : 3,
+                                           pool_stem_ ? 2 : 1, config.padding));
     bn1_ = register_module("bn1", batch_norm(channels));
     for (size_t i = 0; i < spec.blocks.size(); ++i) {
       const int64_t planes = (spec.base_planes << i) * config.width;
       layers_.push_back(register_module(
           "layer" + std::to_string(i + 1),
-          make_stage(channels, planes, i == 0 ? 1 : 2, spec.blocks[i], spec.bottleneck)));
+          make_stage(channels, planes, i == 0 ? 1 : 2, spec.blocks[i], spec.bottleneck,
+                     config.padding)));
     }
     fc_ = register_module("fc",
                           nn::Linear(nn::LinearOptions(channels, config.num_classes).bias(false)));
@@ -93,8 +124,12 @@ class ResNet : public NetworkBase {
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {
-    auto x = bn1_->forward(conv1_->forward(standardize(images))).relu_();
-    if (pool_stem_) x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
+    const Padding padding = config().padding;
+    auto x = bn1_->forward(conv_forward(conv1_, standardize(images), padding)).relu_();
+    if (pool_stem_ && padding == Padding::Symmetric)
+      x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
+    if (pool_stem_ && padding == Padding::Same)  // -inf: padding never wins the max
+      x = torch::max_pool2d(same_pad(x, 3, 2, -std::numeric_limits<double>::infinity()), 3, 2);
     for (auto& layer : layers_) x = layer->forward(x);
     return float32_head(fc_, x.mean({2, 3}));
   }
@@ -112,10 +147,10 @@ class ResNet : public NetworkBase {
  private:
   // `channels` is updated to the stage's output width.
   static nn::Sequential make_stage(int64_t& channels, int64_t planes, int64_t stride,
-                                   int64_t blocks, bool bottleneck) {
+                                   int64_t blocks, bool bottleneck, Padding padding) {
     nn::Sequential stage;
     for (int64_t b = 0; b < blocks; ++b) {
-      stage->push_back(Block(channels, planes, b == 0 ? stride : 1, bottleneck));
+      stage->push_back(Block(channels, planes, b == 0 ? stride : 1, bottleneck, padding));
       channels = bottleneck ? 4 * planes : planes;
     }
     return stage;

@@ -11,8 +11,9 @@
 // Init: conv kernels He-normal fan-in truncated (Flax), BN scale 1 / bias 0 except the
 // last BN of each residual branch (scale 0), head zero. BN momentum 0.1, eps 1e-5.
 //
-// Padding is PyTorch's symmetric k/2, not TensorFlow's "SAME" (asymmetric at stride 2):
-// output sizes agree, and tickets then load into torchvision unchanged.
+// Padding follows ModelConfig::padding: PyTorch's symmetric k/2 by default (tickets load
+// into torchvision unchanged), or TensorFlow's "SAME" as the reference (asymmetric at
+// stride 2; the stem max-pool pads with -inf); output sizes agree either way.
 #include <cstdint>
 #include <vector>
 

@@ -85,6 +85,43 @@ Scorer random_scores(uint64_t seed) {
           }};
 }
 
+// RECIPE.md "Pruning", as the reference computes it. Masked positions are excluded
+// explicitly (the reference relies on their weights being 0), so nothing is revived even
+// when the threshold is 0.
+MaskSet prune_reference(const PruneRequest& req) {
+  require(req.keep_fraction > 0.0 && req.keep_fraction <= 1.0,
+          "pruning ratio (fraction kept) must be in (0, 1], got " + std::to_string(req.keep_fraction));
+  std::vector<torch::Tensor> scores;
+  int64_t remaining = 0;
+  for (const auto& [name, mask] : req.previous) {
+    auto it = req.weights.find(name);
+    require(it != req.weights.end(), "pruning: the weights have no tensor '" + name + "'");
+    require(it->second.sizes() == mask.sizes(), "pruning: '" + name + "' has shape " +
+                                                    c10::str(it->second.sizes()) + " but its mask has " +
+                                                    c10::str(mask.sizes()));
+    const auto w = it->second.detach().cpu().to(torch::kFloat32);
+    const auto kept = mask.detach().cpu() != 0;
+    // float32 arithmetic, as the reference: the rounding of |w| + 1 is the point.
+    scores.push_back(torch::where(kept, (w.abs() + 1.0f) - 1.0f, torch::full_like(w, -1.0f)));
+    remaining += kept.sum().item<int64_t>();
+  }
+  const int64_t keep = keep_count(remaining, req.keep_fraction);
+  MaskSet masks;
+  if (keep == 0) {
+    for (const auto& [name, mask] : req.previous) masks[name] = torch::zeros_like(mask);
+    return masks;
+  }
+  std::vector<torch::Tensor> flat;
+  for (const auto& s : scores) flat.push_back(s.flatten());
+  const float threshold = std::get<0>(torch::cat(flat).topk(keep)).min().item<float>();
+  size_t i = 0;
+  for (const auto& [name, mask] : req.previous) {
+    const auto& s = scores[i++];
+    masks[name] = ((s >= threshold) & (s >= 0)).to(torch::kFloat32).to(mask.device());
+  }
+  return masks;
+}
+
 using StrategyFn = std::function<MaskSet(const PruneRequest&)>;
 
 const Registry<StrategyFn>& registry() {
@@ -101,6 +138,8 @@ const Registry<StrategyFn>& registry() {
     reg.add("random_layerwise",
             [](const PruneRequest& q) { return prune_with(q, random_scores(q.seed), true); },
             "random positions, same fraction per layer");
+    reg.add("magnitude_reference", prune_reference,
+            "the reference's formula: (|w|+1)-1 in float32, ties at the threshold kept");
     return reg;
   }();
   return r;

@@ -4,9 +4,14 @@
 //   magnitude_layerwise  each layer keeps the same fraction of its remaining weights
 //   random_global        random positions, one global count
 //   random_layerwise     random positions, each layer keeps the same fraction
-// Every strategy keeps exactly round(remaining * keep_fraction) of the currently unmasked
-// weights (per layer or globally), never revives a pruned weight, and breaks ties in |w|
-// deterministically by position (parameter order by name, then flat index).
+//   magnitude_reference  the reference's own formula, for continuing a reference run
+//                        bit for bit: scores (|w| + 1) - 1 in float32, one global threshold
+//                        at the round(remaining * keep_fraction)-th largest score, and every
+//                        unmasked weight scoring >= it kept, so ties at the threshold all
+//                        survive (a few dozen more than the count at ResNet-50 scale)
+// Every other strategy keeps exactly round(remaining * keep_fraction) of the currently
+// unmasked weights (per layer or globally) and breaks ties in |w| deterministically by
+// position (parameter order by name, then flat index). None revives a pruned weight.
 #include <cstdint>
 #include <functional>
 #include <string>
