@@ -26,6 +26,21 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
+std::pair<int64_t, int64_t> same_tf_split(int64_t n, int64_t kernel, int64_t stride) {
+  const int64_t out = (n + stride - 1) / stride;
+  const int64_t total = std::max<int64_t>((out - 1) * stride + kernel - n, 0);
+  return {total / 2, total - total / 2};
+}
+
+ConvGeometry ConvGeometry::same_tf(int64_t kernel, int64_t stride, int64_t h, int64_t w) {
+  ConvGeometry g;
+  g.kernel_h = g.kernel_w = kernel;
+  g.stride_h = g.stride_w = stride;
+  std::tie(g.pad_top, g.pad_bottom) = same_tf_split(h, kernel, stride);
+  std::tie(g.pad_left, g.pad_right) = same_tf_split(w, kernel, stride);
+  return g;
+}
+
 ConvGeometry ConvGeometry::same_torch(int64_t kernel, int64_t stride) {
   ConvGeometry g;
   g.kernel_h = g.kernel_w = kernel;

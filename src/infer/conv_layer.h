@@ -24,11 +24,15 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "infer/kernels.h"
 
 namespace lth::infer {
+
+// (before, after) padding of one axis of length n under TensorFlow's "SAME".
+std::pair<int64_t, int64_t> same_tf_split(int64_t n, int64_t kernel, int64_t stride);
 
 struct ConvGeometry {
   int64_t kernel_h = 1, kernel_w = 1;
@@ -37,6 +41,9 @@ struct ConvGeometry {
   bool symmetric() const { return pad_top == pad_bottom && pad_left == pad_right; }
   // PyTorch's symmetric padding k/2 on every side.
   static ConvGeometry same_torch(int64_t kernel, int64_t stride);
+  // TensorFlow's "SAME" (models::Padding::Same) for an h x w input: the total
+  // max((ceil(n/s)-1)*s + k - n, 0) per axis, one pixel less on top/left when odd.
+  static ConvGeometry same_tf(int64_t kernel, int64_t stride, int64_t h, int64_t w);
 };
 
 enum class LayerKind { Conv, Linear };

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 #include "common/error.h"
@@ -25,6 +26,7 @@ struct CompiledNetwork::Plan {
   // ResNet
   size_t stem = 0;
   bool pool_stem = false;
+  bool same_padding = false;  // models::Padding::Same: TensorFlow's SAME, -inf in the max-pool
   std::vector<Block> blocks;
   // Conv-n: conv layers (a 2x2 max-pool after every second one); all: hidden linear layers
   std::vector<size_t> convs;
@@ -34,7 +36,14 @@ struct CompiledNetwork::Plan {
   at::Tensor run(at::Tensor x) const {
     if (family == Family::ResNet) {
       x = layers[stem].forward(x, {}, true);
-      if (pool_stem) x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+      if (pool_stem && !same_padding) x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+      if (pool_stem && same_padding) {  // as models/resnet.cpp: -inf never wins the max
+        const auto [top, bottom] = same_tf_split(x.size(2), 3, 2);
+        const auto [left, right] = same_tf_split(x.size(3), 3, 2);
+        x = at::max_pool2d(at::constant_pad_nd(x, {left, right, top, bottom},
+                                               -std::numeric_limits<double>::infinity()),
+                           {3, 3}, {2, 2});
+      }
       for (const auto& b : blocks) {
         const at::Tensor shortcut = b.downsample >= 0 ? layers[b.downsample].forward(x) : x;
         for (size_t i = 0; i < b.convs.size(); ++i) {
@@ -168,13 +177,18 @@ class Builder {
   std::map<std::string, double> bn_eps_;
 };
 
-void build_resnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size) {
+void build_resnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size, models::Padding padding) {
   plan.family = CompiledNetwork::Plan::Family::ResNet;
+  plan.same_padding = padding == models::Padding::Same;
+  // The padding of a k x k conv at `stride` on an h x w input, by the model's rule.
+  const auto geometry = [&plan](int64_t k, int64_t stride, int64_t h, int64_t w) {
+    return plan.same_padding ? ConvGeometry::same_tf(k, stride, h, w) : ConvGeometry::same_torch(k, stride);
+  };
   int64_t h = image_size, w = image_size;
   const int64_t stem_kernel = b.get("conv1.weight").size(2);
   plan.pool_stem = stem_kernel == 7;  // the ImageNet stem (7x7/2 conv, 3x3/2 max-pool)
   plan.stem = b.conv(plan, "conv1", "bn1",
-                     ConvGeometry::same_torch(stem_kernel, plan.pool_stem ? 2 : 1), h, w);
+                     geometry(stem_kernel, plan.pool_stem ? 2 : 1, h, w), h, w);
   if (plan.pool_stem) {
     h = (h + 2 - 3) / 2 + 1;
     w = (w + 2 - 3) / 2 + 1;
@@ -192,7 +206,7 @@ void build_resnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size) {
       if (b.has(p + ".downsample.0.weight")) {
         int64_t dh = h, dw = w;
         blk.downsample = static_cast<int64_t>(b.conv(plan, p + ".downsample.0", p + ".downsample.1",
-                                                     ConvGeometry::same_torch(1, stride), dh, dw));
+                                                     geometry(1, stride, dh, dw), dh, dw));
       }
       const int n = bottleneck ? 3 : 2;
       for (int i = 1; i <= n; ++i) {
@@ -200,7 +214,7 @@ void build_resnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size) {
         const bool strided = bottleneck ? i == 2 : i == 1;
         blk.convs.push_back(b.conv(plan, p + ".conv" + std::to_string(i),
                                    p + ".bn" + std::to_string(i),
-                                   ConvGeometry::same_torch(k, strided ? stride : 1), bh, bw));
+                                   geometry(k, strided ? stride : 1, bh, bw), bh, bw));
       }
       h = bh;
       w = bw;
@@ -317,7 +331,7 @@ std::shared_ptr<CompiledNetwork> compile(const models::NetworkPtr& net,
   Builder b(*net, options);
   auto plan = std::make_unique<CompiledNetwork::Plan>();
   if (starts_with(name, "resnet")) {
-    build_resnet(b, *plan, net->config().image_size);
+    build_resnet(b, *plan, net->config().image_size, net->config().padding);
   } else if (starts_with(name, "conv") || name == "lenet300_100") {
     build_convnet(b, *plan, net->config().image_size);
   } else {

@@ -110,6 +110,16 @@ TEST(Engine, BasicBlockImageNetResNetMatchesLibTorch) {
   expect_same_logits(c, 0.3, 2, true, EngineMode::Sparse);
 }
 
+TEST(Engine, SamePaddingOfTheReferenceMatchesLibTorch) {
+  // models::Padding::Same (a converted reference checkpoint): asymmetric stride-2 padding in
+  // the 7x7 stem, the 3x3/2 convs and the -inf max-pool. Odd and even sizes split differently.
+  for (const int64_t size : {72, 75}) {
+    auto c = config("resnet18", 3, size, 10);
+    c.padding = models::Padding::Same;
+    expect_same_logits(c, 0.3, 2, true, EngineMode::Sparse);
+  }
+}
+
 TEST(Engine, ConvNAndLeNetMatchLibTorch) {
   for (const char* name : {"conv2", "conv4", "conv6"}) {
     const auto c = config(name, 3, 16, 10);
