@@ -76,12 +76,6 @@ Experiment::Experiment(ImpConfig config, dist::CommunicatorPtr comm)
     val_class_subset = val_set->class_subset();
     selection = {{"set", "test"}, {"name", is_imagenet(config_.data_name) ? "imagenet" : config_.data_name}};
   }
-  // Said here, while nothing is written yet: the run folder a refused `lth imp` made for its
-  // lock is removed again (io::RunFolderLock).
-  require(train_set->size() >= config_.batch_size,
-          fmt::format("dataset {} has {} training samples{}, fewer than one batch of {} (lower train.batch_size)",
-                      train_set->describe(), train_set->size(),
-                      config_.holdout > 0 ? " after the hold-out" : "", config_.batch_size));
   // Counted now, before the first iteration: a broken selection set must fail the run
   // before it spends anything (an empty test set is reported as "no readable images").
   require(val_set->size() > 0, "the " + std::string(config_.holdout > 0 ? "hold-out" : "validation") +

@@ -157,6 +157,12 @@ int run_one(const fs::path& run, const ImpConfig& config, dist::CommunicatorPtr 
             bool print_report, const std::function<void()>& data_opened) {
   const auto branches = parse_branch_list(config.branches);
   Experiment ex(config, std::move(comm));  // opens the data first: a bad path fails before any write
+  // Said while nothing is written yet: the run folder a refused `lth imp` made for its lock is
+  // removed again (io::RunFolderLock). (`lth train` says it itself, before its folder exists.)
+  require(ex.train_set->size() >= config.batch_size,
+          fmt::format("dataset {} has {} training samples{}, fewer than one batch of {} (lower train.batch_size)",
+                      ex.train_set->describe(), ex.train_set->size(),
+                      config.holdout > 0 ? " after the hold-out" : "", config.batch_size));
   if (data_opened) data_opened();
   if (ex.comm()->is_root() && !fs::exists(run / "config.toml")) {
     fs::create_directories(run);

@@ -97,6 +97,17 @@ void expect_one_line_error(const testing::CommandResult& r, const std::string& n
   EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
 }
 
+// `lth imp` with a batch larger than its (held-out-reduced) training set: one line, and no
+// run folder left behind (issue 20).
+TEST(Cli, ImpRefusesABatchLargerThanTheDataBeforeWriting) {
+  const auto dir = fresh_dir("imp_batch");
+  const auto r = run_lth("imp --set train.batch_size=100000 --threads 1 --save " + (dir / "run").string());
+  expect_one_line_error(r, "fewer than one batch of 100000");
+  EXPECT_NE(r.output.find("after the hold-out"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "run"));
+  fs::remove_all(dir);
+}
+
 // Two `lth train` started at once on one new --save: exactly one trains, the other stops
 // with one line, and the folder holds one run (mkdir is the arbiter, not the early check).
 TEST(Cli, TwoTrainsRacingForOneSaveFolderNeverShareIt) {
