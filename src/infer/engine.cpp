@@ -4,6 +4,7 @@
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/types.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -348,6 +349,9 @@ bool plan_pays(const CompiledNetwork& net) {
                      : static_cast<double>(s.dense_macs) / kDenseSingleMacsPerSecond;
     dense += static_cast<double>(s.dense_macs) / kDenseBatchedMacsPerSecond;
   }
+  const int threads = std::max(1, at::get_num_threads());
+  plan /= 1 + kPlanThreadGain * (threads - 1);
+  dense /= threads;
   return net.sparse_layer_count() > 0 && plan < kPlanMargin * dense;
 }
 

@@ -38,7 +38,9 @@ TEST(EvalEngine, SparseAutoAndDenseAgreeOnAPrunedTicket) {
     const auto json = save / (std::string(engines[i]) + ".json");
     r = run_lth("eval --ckpt " + (save / "001" / "best_acc.safetensors").string() +
                 " --data_root " + root.string() +
-                " --image_size 32 --threads 2 --batch_size 7 --sets imagenet,imagenet-r --engine " +
+                // auto at one thread: at two the sparse plan does not yet pay (crossover.h)
+                " --image_size 32 --threads " + (i == 2 ? "1" : "2") +
+                " --batch_size 7 --sets imagenet,imagenet-r --engine " +
                 engines[i] + " --json " + json.string());
     ASSERT_EQ(r.status, 0) << r.output;
     std::ifstream in(json);
