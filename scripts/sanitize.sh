@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the unit tests of the parsers, the data pipeline, the checkpoint code and the
+# Builds the unit tests of the parsers, the data pipeline, the checkpoint and report code and the
 # shared-memory collectives with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) in
 # their own folder and runs them.
 #   scripts/sanitize.sh            (folder: LTH_SANITIZE_DIR, default build-asan)
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${LTH_SANITIZE_DIR:-build-asan}"
-tests=(test_robustness_files test_io test_data_imagenet test_shared_memory)
+tests=(test_robustness_files test_io test_report test_data_imagenet test_shared_memory)
 # -Wno-maybe-uninitialized: gcc 12 reports false positives inside libstdc++'s std::regex and
 # std::function when instrumented (the normal build has no warnings).
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wno-maybe-uninitialized"
