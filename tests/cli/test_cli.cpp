@@ -15,6 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::fresh_dir;
+using testing::count_lines;
+using testing::read_json;
 using testing::run_lth;
 
 const char* kFashion = "/usr/share/datasets/fashion-mnist";
@@ -23,17 +25,6 @@ std::string lenet_flags() {
   return "--data_name fashion-mnist --model lenet300_100 --prunable conv+linear --batch_size 128 "
          "--optim_lr 0.1 --eval_every 250 --eval_batch_size 1000 --num_workers 1 --seed 1 "
          "--threads 1 ";  // robust timing when other processes load the machine
-}
-
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-int count_lines(const std::string& text) {
-  int n = 0;
-  for (char c : text) n += c == '\n';
-  return n;
 }
 
 TEST(Cli, InfoGivesTheReferenceResNet50Counts) {

@@ -17,23 +17,14 @@ namespace {
 namespace fs = std::filesystem;
 using testing::fresh_dir;
 using testing::run_command;
+using testing::count_lines;
+using testing::read_json;
 using testing::run_lth;
 
 const std::string kScript = std::string(LTH_SOURCE_DIR) + "/tests/io/flax_reference.py";
 
 testing::CommandResult reference(const std::string& args) {
   return run_command("/usr/bin/python3 '" + kScript + "' " + args);
-}
-
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-int count_lines(const std::string& text) {
-  int n = 0;
-  for (char c : text) n += c == '\n';
-  return n;
 }
 
 // `lth eval` on the reference's file gives the reference's top-1 and NLL (from its logits,

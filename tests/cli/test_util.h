@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace lth::testing {
@@ -41,6 +42,19 @@ inline std::filesystem::path fresh_dir(const std::string& name) {
              ("lth_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   return dir;
+}
+
+// A JSON file the command wrote (summary.json, --json reports).
+inline nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// Lines of a command's output (the one-line-error checks).
+inline int count_lines(const std::string& text) {
+  int n = 0;
+  for (char c : text) n += c == '\n';
+  return n;
 }
 
 }  // namespace lth::testing
