@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "data/holdout.h"
 #include "pruning/init_scores.h"
 
@@ -53,7 +54,7 @@ pruning::ScoringData pai_scoring_data(const Experiment& ex) {
     const auto end = std::min<int64_t>(static_cast<int64_t>(indices.size()), begin + per_pass);
     // Decoded on the intra-op threads; each sample's randomness is keyed by its index.
     std::vector<std::optional<data::Example>> examples(static_cast<size_t>(end - begin));
-    at::parallel_for(begin, end, 1, [&](int64_t from, int64_t to) {
+    lth::parallel_for(begin, end, 1, [&](int64_t from, int64_t to) {
       for (int64_t i = from; i < to; ++i) {
         const auto index = indices[static_cast<size_t>(i)];
         Rng rng = Rng::keyed(seed, "pai-data", static_cast<uint64_t>(index));

@@ -8,6 +8,8 @@
 #include <limits>
 #include <tuple>
 
+#include "common/parallel.h"
+
 namespace lth::infer {
 namespace {
 
@@ -233,7 +235,7 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
     float* buf = buffer.data_ptr<float>();
     const float* src = x.data_ptr<float>();
     const int64_t plane = p.hq * p.wq, channels = in_, image_floats = p.image_floats;
-    at::parallel_for(0, n * channels, 1, [&](int64_t b0, int64_t b1) {
+    lth::parallel_for(0, n * channels, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t item = b0; item < b1; ++item) {
         const int64_t i = item / channels, c = item % channels;
         const float* s = src + (i * channels + c) * h * w;
@@ -279,7 +281,7 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
   const int64_t row_blocks = ceil_div(out_, kRowBlock);
   const int64_t pos_tiles = ceil_div(grid, kPosTile);
   const int64_t image_in = p.direct ? in_ * h * w : p.image_floats;
-  at::parallel_for(0, n * pos_tiles * row_blocks, 1, [&](int64_t b0, int64_t b1) {
+  lth::parallel_for(0, n * pos_tiles * row_blocks, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> tile;
     if (!grid_is_output) tile.resize(kRowBlock * kPosTile);
     for (int64_t item = b0; item < b1; ++item) {
@@ -353,7 +355,7 @@ at::Tensor Layer::forward_sparse_linear(const at::Tensor& x, const at::Tensor& r
   at::Tensor res_t;
   if (residual.defined()) res_t = residual.t().contiguous();
   const int64_t row_blocks = ceil_div(out_, kRowBlock);
-  at::parallel_for(0, row_blocks, 1, [&](int64_t b0, int64_t b1) {
+  lth::parallel_for(0, row_blocks, 1, [&](int64_t b0, int64_t b1) {
     RowKernelArgs a;
     a.seg = row_ptr_.data();
     a.offs = linear_offs_.data();

@@ -12,7 +12,7 @@
 //   each image padded and split into stride phases, so every nonzero is a contiguous run of
 //   the input ("direct sparse convolution", Park et al. 2017); 1x1 stride-1 unpadded
 //   convolutions read the input as it is. Work is split over images, output-channel blocks
-//   and position tiles with at::parallel_for (LibTorch's thread count).
+//   and position tiles with lth::parallel_for (common/parallel.h: LibTorch's threads).
 // - Dense: at::conv2d / at::linear (oneDNN / BLAS), the padding applied first when it is
 //   asymmetric.
 // Refused (TORCH_CHECK, internal misuse): groups, dilation, non-float32 weights, inputs of the

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "infer/crossover.h"
 #include "models/autocast.h"
 
@@ -291,7 +292,7 @@ torch::Tensor CompiledNetwork::forward(const torch::Tensor& images) {
   auto out = at::empty({n, first.size(1)}, first.options());
   out.narrow(0, 0, 1).copy_(first);
   if (n - 1 >= at::get_num_threads()) {
-    at::parallel_for(1, n, 1, [&](int64_t b0, int64_t b1) {
+    lth::parallel_for(1, n, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t i = b0; i < b1; ++i) out.narrow(0, i, 1).copy_(plan_->run(x.narrow(0, i, 1)));
     });
   } else {

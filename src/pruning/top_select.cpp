@@ -12,6 +12,8 @@
 #include <mutex>
 #include <type_traits>
 
+#include "common/parallel.h"
+
 namespace lth::pruning::detail {
 namespace {
 
@@ -173,7 +175,7 @@ bool select_by_sample(const std::vector<Layer>& layers, const std::vector<Block>
   std::vector<int64_t> alive(blocks.size(), 0), above(blocks.size(), 0);
   std::atomic<int64_t> collected{0};
   std::atomic<bool> overflow{false};
-  at::parallel_for(0, nblocks, kGrain, [&](int64_t b0, int64_t b1) {
+  lth::parallel_for(0, nblocks, kGrain, [&](int64_t b0, int64_t b1) {
     std::vector<uint8_t> flags(kBlock);
     for (int64_t b = b0; b < b1 && !overflow.load(std::memory_order_relaxed); ++b) {
       const auto& blk = blocks[b];
@@ -238,7 +240,7 @@ std::vector<int64_t> histogram(const std::vector<Layer>& layers, const std::vect
                                Select select, Bin bin) {
   std::vector<int64_t> total(kBins, 0);
   std::mutex merge;
-  at::parallel_for(0, static_cast<int64_t>(blocks.size()), kGrain, [&](int64_t b0, int64_t b1) {
+  lth::parallel_for(0, static_cast<int64_t>(blocks.size()), kGrain, [&](int64_t b0, int64_t b1) {
     std::vector<uint32_t> local(kBins, 0);
     int64_t pending = 0;
     const auto flush = [&] {
@@ -314,7 +316,7 @@ void select_by_histogram(const std::vector<Layer>& layers, const std::vector<Blo
   const bool all_ties = ties == ties_total;
   const uint64_t least = all_ties ? uint64_t{t} : uint64_t{t} + 1;  // 2^32: none
   std::vector<int64_t> block_ties(blocks.size(), 0);
-  at::parallel_for(0, nblocks, kGrain, [&](int64_t b0, int64_t b1) {
+  lth::parallel_for(0, nblocks, kGrain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const auto& blk = blocks[b];
       const auto& l = layers[blk.layer];
@@ -334,7 +336,7 @@ void select_by_histogram(const std::vector<Layer>& layers, const std::vector<Blo
     budget[b] = std::min(left, block_ties[b]);
     left -= budget[b];
   }
-  at::parallel_for(0, nblocks, kGrain, [&](int64_t b0, int64_t b1) {
+  lth::parallel_for(0, nblocks, kGrain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       if (budget[b] == 0) continue;
       const auto& blk = blocks[b];

@@ -18,8 +18,8 @@
 // the candidates or more (masses of ties), an exact histogram selection decides instead: the
 // keys' high 16 bits, then the low 16 bits within the threshold's bin, then a pass writing the
 // masks with the ties counted per fixed-size block and resolved by a prefix over the blocks.
-// Every pass runs over fixed blocks with at::parallel_for on the configured intra-op threads
-// and only integer counts are combined across threads, so the masks depend neither on the
+// Every pass runs over fixed blocks with lth::parallel_for (common/parallel.h) on the configured
+// intra-op threads, and only integer counts are combined across threads, so the masks depend neither on the
 // thread count nor on which of the two ways decided.
 #include <torch/types.h>
 

@@ -3,6 +3,7 @@
 // random BN statistics (so folding is exercised; lth's init zeroes the last BN scale of each
 // block, which would hide a wrong residual branch), one fully pruned and one dense layer.
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -103,6 +104,18 @@ TEST(Engine, ImageNetStemAndBottlenecksMatchLibTorch) {
   const auto c = config("resnet50", 3, 72, 20);
   expect_same_logits(c, 0.1074, 2, true, EngineMode::Sparse);
   expect_same_logits(c, 0.018, 1, false, EngineMode::Auto);
+}
+
+TEST(Engine, TwoThreadsMatchLibTorch) {
+  // Batch 5 on 2 threads runs whole images per thread; batch 1 shares each layer's work
+  // between the threads (channel blocks x position tiles).
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  const auto c = config("resnet50", 3, 72, 20);
+  expect_same_logits(c, 0.1074, 5, true, EngineMode::Sparse);
+  expect_same_logits(c, 0.018, 1, false, EngineMode::Sparse);
+  expect_same_logits(config("resnet20", 3, 16, 10), 0.2097, 3, false, EngineMode::Sparse);
+  at::set_num_threads(before);
 }
 
 TEST(Engine, BasicBlockImageNetResNetMatchesLibTorch) {
