@@ -7,12 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <limits>
 #include <map>
 
 #include "common/error.h"
 #include "common/parallel.h"
 #include "infer/crossover.h"
+#include "infer/pool.h"
 #include "models/autocast.h"
 
 namespace lth::infer {
@@ -38,13 +38,12 @@ struct CompiledNetwork::Plan {
   at::Tensor run(at::Tensor x) const {
     if (family == Family::ResNet) {
       x = layers[stem].forward(x, {}, true);
-      if (pool_stem && !same_padding) x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
-      if (pool_stem && same_padding) {  // as models/resnet.cpp: -inf never wins the max
-        const auto [top, bottom] = same_tf_split(x.size(2), 3, 2);
-        const auto [left, right] = same_tf_split(x.size(3), 3, 2);
-        x = at::max_pool2d(at::constant_pad_nd(x, {left, right, top, bottom},
-                                               -std::numeric_limits<double>::infinity()),
-                           {3, 3}, {2, 2});
+      if (pool_stem && !same_padding) {  // PyTorch's max_pool2d(3, 2, padding 1)
+        x = max_pool_3x3_s2(x, 1, 1, (x.size(2) - 1) / 2 + 1, (x.size(3) - 1) / 2 + 1);
+      } else if (pool_stem) {  // as models/resnet.cpp: SAME with -inf, which never wins the max
+        x = max_pool_3x3_s2(x, same_tf_split(x.size(2), 3, 2).first,
+                            same_tf_split(x.size(3), 3, 2).first, (x.size(2) + 1) / 2,
+                            (x.size(3) + 1) / 2);
       }
       for (const auto& b : blocks) {
         const at::Tensor shortcut = b.downsample >= 0 ? layers[b.downsample].forward(x) : x;

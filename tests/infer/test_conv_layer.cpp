@@ -6,10 +6,12 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "infer/conv_layer.h"
+#include "infer/pool.h"
 
 namespace lth::infer {
 namespace {
@@ -159,6 +161,30 @@ TEST(ConvLayer, DensityAndWeightBytesFollowTheNonzeros) {
   EXPECT_EQ(layer.nonzeros(), 2);
   EXPECT_DOUBLE_EQ(layer.density(), 2.0 / 64);
   EXPECT_LT(layer.weight_bytes(), 64 * 4);
+}
+
+
+TEST(MaxPool, MatchesLibTorchForBothPaddingRules) {
+  auto gen = at::detail::createCPUGenerator(9);
+  for (const int64_t h : {1, 2, 5, 8, 13}) {
+    for (const int64_t w : {1, 4, 7, 12}) {
+      const auto x = at::randn({2, 3, h, w}, gen);
+      // PyTorch's rule (padding 1 on every side, positions outside ignored).
+      const auto want = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+      EXPECT_TRUE(at::equal(max_pool_3x3_s2(x, 1, 1, want.size(2), want.size(3)), want))
+          << h << "x" << w;
+      // TensorFlow's SAME: asymmetric, -inf padding.
+      const auto [top, bottom] = same_tf_split(h, 3, 2);
+      const auto [left, right] = same_tf_split(w, 3, 2);
+      const auto same = at::max_pool2d(
+          at::constant_pad_nd(x, {left, right, top, bottom}, -std::numeric_limits<double>::infinity()),
+          {3, 3}, {2, 2});
+      EXPECT_TRUE(at::equal(max_pool_3x3_s2(x, top, left, (h + 1) / 2, (w + 1) / 2), same))
+          << "same " << h << "x" << w;
+    }
+  }
+  // A window entirely outside the input is refused.
+  EXPECT_THROW(max_pool_3x3_s2(at::zeros({1, 1, 4, 4}), 1, 1, 4, 2), c10::Error);
 }
 
 }  // namespace

@@ -1,0 +1,58 @@
+#include "infer/pool.h"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "common/parallel.h"
+
+namespace lth::infer {
+
+at::Tensor max_pool_3x3_s2(const at::Tensor& x, int64_t pad_top, int64_t pad_left, int64_t out_h,
+                           int64_t out_w) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 4 && x.is_contiguous(),
+              "max_pool_3x3_s2: float32 contiguous NCHW input");
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  TORCH_CHECK(out_h >= 1 && out_w >= 1 && pad_top >= 0 && pad_left >= 0 && pad_top <= 2 &&
+                  pad_left <= 2 && 2 * (out_h - 1) - pad_top < h && 2 * (out_w - 1) - pad_left < w,
+              "max_pool_3x3_s2: a window outside the input");
+  auto out = at::empty({n, c, out_h, out_w}, x.options());
+  const float* src = x.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  // Two passes per plane: the max of each output column's three input columns for every input
+  // row (a contiguous loop the compiler vectorises), then the max of three of those rows.
+  parallel_for(0, n * c, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<float> cols(static_cast<size_t>(h * out_w));
+    constexpr float kLowest = -std::numeric_limits<float>::infinity();
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* plane = src + p * h * w;
+      for (int64_t y = 0; y < h; ++y) {
+        const float* row = plane + y * w;
+        float* cm = cols.data() + y * out_w;
+        for (int64_t ox = 0; ox < out_w; ++ox) {
+          const int64_t x0 = 2 * ox - pad_left;
+          float m = kLowest;
+          for (int64_t dx = 0; dx < 3; ++dx) {
+            const int64_t xx = x0 + dx;
+            if (xx >= 0 && xx < w) m = std::max(m, row[xx]);
+          }
+          cm[ox] = m;
+        }
+      }
+      float* o = dst + p * out_h * out_w;
+      for (int64_t oy = 0; oy < out_h; ++oy) {
+        const int64_t y0 = std::max<int64_t>(0, 2 * oy - pad_top);
+        const int64_t y1 = std::min<int64_t>(h, 2 * oy - pad_top + 3);
+        float* orow = o + oy * out_w;
+        std::copy(cols.data() + y0 * out_w, cols.data() + (y0 + 1) * out_w, orow);
+        for (int64_t y = y0 + 1; y < y1; ++y) {
+          const float* cm = cols.data() + y * out_w;
+          for (int64_t ox = 0; ox < out_w; ++ox) orow[ox] = std::max(orow[ox], cm[ox]);
+        }
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace lth::infer
