@@ -21,16 +21,17 @@ struct LayerShape {
 
 // Whole-network guard of mode auto: the plan runs a batch one image at a time, its dense
 // layers included, while LibTorch's own forward runs the batch at once, which oneDNN does
-// more efficiently. Rates per core from the idle ResNet-50 benchmark of 2026-12-05
-// (docs/PERFORMANCE.md, "Sparse inference"): the sparse plan about 14 GMAC/s of kept weights
-// at one thread, LibTorch about 63 GMAC/s for one image and 85 GMAC/s batched. LibTorch's
-// forward scales with the threads (1.95x on 2); the plan does not yet (1.1-1.25x on 2, taken as
-// 1 + kPlanThreadGain per extra thread). The plan is used only when its estimated time is below
-// kPlanMargin of LibTorch's batched forward at the current thread count.
-constexpr double kSparseMacsPerSecond = 14e9;
+// more efficiently. Rates per core from ResNet-50 runs of bench_sparse_inference on 2026-12-05
+// (docs/PERFORMANCE.md, "Sparse inference"): the sparse layers about 22 GMAC/s of kept weights
+// at one thread (uniform masks at 0.2097 and 0.1074: 22.5 and 25.8), LibTorch about 63 GMAC/s
+// for one image and 85 GMAC/s batched. Both scale with the threads (LibTorch 1.95x on 2, the
+// plan 1.9-2.2x since lth::parallel_for; kPlanThreadGain per extra thread). The plan is used
+// only when its estimated time is below kPlanMargin of LibTorch's batched forward at the
+// current thread count.
+constexpr double kSparseMacsPerSecond = 22e9;
 constexpr double kDenseSingleMacsPerSecond = 63e9;
 constexpr double kDenseBatchedMacsPerSecond = 85e9;
-constexpr double kPlanThreadGain = 0.15;
+constexpr double kPlanThreadGain = 0.95;
 constexpr double kPlanMargin = 0.9;
 
 // The density at or below which the sparse kernel beat the dense one.
