@@ -12,6 +12,7 @@ namespace {
 struct Avx2 {
   using Vec = __m256;
   using Mask = __m256i;  // lanes of all ones are read and written
+  static constexpr int kWideVectors = 8;
   static constexpr int kLanes = 8;
   static Vec set1(float x) { return _mm256_set1_ps(x); }
   static Vec load(const float* p) { return _mm256_loadu_ps(p); }

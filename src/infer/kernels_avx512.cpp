@@ -13,6 +13,7 @@ namespace {
 struct Avx512 {
   using Vec = __m512;
   using Mask = __mmask16;
+  static constexpr int kWideVectors = 16;
   static constexpr int kLanes = 16;
   static Vec set1(float x) { return _mm512_set1_ps(x); }
   static Vec load(const float* p) { return _mm512_loadu_ps(p); }

@@ -5,9 +5,11 @@
 // instantiations never meet in the linker; include this file from those two files only.
 //
 // Ops: the ISA's vector type and operations (Vec, Mask, kLanes, set1, load, load_masked, store,
-// store_masked, fma, add, relu, mask_first(n)). A tile of V vectors covers V * kLanes grid
-// positions, the last vector masked to the positions that exist, so a row's positions take
-// one pass over its nonzeros per 8 vectors instead of one pass per power of two (on a 7x7
+// store_masked, fma, add, relu, mask_first(n), kWideVectors: the widest tile, as many
+// accumulators as the ISA's registers hold with room to spare: 16 of AVX-512's 32, 8 of
+// AVX2's 16). A tile of V vectors covers V * kLanes grid positions, the last vector masked to
+// the positions that exist, so a row's positions take one pass over its nonzeros per
+// kWideVectors vectors instead of one pass per power of two (on a 7x7
 // map, 49 positions: one pass of 4 vectors instead of three passes of 2, 1 and 1). With at
 // most 6 vectors the nonzeros alternate between two sets of accumulators (summed at the end):
 // each accumulator is a chain of dependent FMAs, and a few short chains leave the FMA units
@@ -61,7 +63,7 @@ inline void tile(const float* vals, const int32_t* offs, int64_t nnz, float bias
   }
 }
 
-// Positions [q, q + n), 0 < n <= 8 * kLanes, in one pass.
+// Positions [q, q + n), 0 < n <= kWideVectors * kLanes (at most 16 vectors), in one pass.
 template <typename Ops>
 inline void ragged_tile(const float* vals, const int32_t* offs, int64_t nnz, float bias,
                         const float* in, float* out, bool accumulate, bool finish_row,
@@ -82,6 +84,14 @@ inline void ragged_tile(const float* vals, const int32_t* offs, int64_t nnz, flo
     LTH_RAGGED(6)
     LTH_RAGGED(7)
     LTH_RAGGED(8)
+    LTH_RAGGED(9)
+    LTH_RAGGED(10)
+    LTH_RAGGED(11)
+    LTH_RAGGED(12)
+    LTH_RAGGED(13)
+    LTH_RAGGED(14)
+    LTH_RAGGED(15)
+    LTH_RAGGED(16)
     default:
       break;
   }
@@ -90,7 +100,7 @@ inline void ragged_tile(const float* vals, const int32_t* offs, int64_t nnz, flo
 
 template <typename Ops>
 inline void run_rows_with(const RowKernelArgs& a, int64_t r0, int64_t r1, int64_t q0, int64_t q1) {
-  constexpr int64_t kWide = 8 * Ops::kLanes;
+  constexpr int64_t kWide = Ops::kWideVectors * Ops::kLanes;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t k0 = a.seg[r * a.seg_stride], nnz = a.seg[r * a.seg_stride + 1] - k0;
     const float* vals = a.vals + k0;
@@ -100,7 +110,7 @@ inline void run_rows_with(const RowKernelArgs& a, int64_t r0, int64_t r1, int64_
     const float* res = a.residual ? a.residual + r * a.out_stride : nullptr;
     int64_t q = q0;
     for (; q + kWide <= q1; q += kWide)
-      tile<Ops, 8>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
+      tile<Ops, Ops::kWideVectors>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
                    res ? res + q : nullptr, a.relu, Ops::mask_first(Ops::kLanes));
     if (q < q1)
       ragged_tile<Ops>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
