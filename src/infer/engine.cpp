@@ -178,18 +178,20 @@ class Builder {
   std::map<std::string, double> bn_eps_;
 };
 
-void build_resnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size, models::Padding padding) {
+void build_resnet(Builder& b, CompiledNetwork::Plan& plan, int64_t image_size,
+                  models::Padding padding) {
   plan.family = CompiledNetwork::Plan::Family::ResNet;
   plan.same_padding = padding == models::Padding::Same;
   // The padding of a k x k conv at `stride` on an h x w input, by the model's rule.
   const auto geometry = [&plan](int64_t k, int64_t stride, int64_t h, int64_t w) {
-    return plan.same_padding ? ConvGeometry::same_tf(k, stride, h, w) : ConvGeometry::same_torch(k, stride);
+    return plan.same_padding ? ConvGeometry::same_tf(k, stride, h, w)
+                             : ConvGeometry::same_torch(k, stride);
   };
   int64_t h = image_size, w = image_size;
   const int64_t stem_kernel = b.get("conv1.weight").size(2);
   plan.pool_stem = stem_kernel == 7;  // the ImageNet stem (7x7/2 conv, 3x3/2 max-pool)
-  plan.stem = b.conv(plan, "conv1", "bn1",
-                     geometry(stem_kernel, plan.pool_stem ? 2 : 1, h, w), h, w);
+  plan.stem =
+      b.conv(plan, "conv1", "bn1", geometry(stem_kernel, plan.pool_stem ? 2 : 1, h, w), h, w);
   if (plan.pool_stem) {
     h = (h + 2 - 3) / 2 + 1;
     w = (w + 2 - 3) / 2 + 1;

@@ -1,9 +1,9 @@
 #pragma once
 // The sparse row kernels behind the engine (see kernel_args.h for what one call computes),
-// in three builds chosen at run time: AVX-512 (16 floats a vector, up to 16 accumulators), AVX2+FMA
-// (8 floats, 8 accumulators) and portable C++. Each nonzero weight is broadcast once per tile
-// of grid positions and multiplied into a contiguous run of the input: the loads are
-// unaligned and the tails masked, so any grid size works.
+// in three builds chosen at run time: AVX-512 (16 floats a vector, up to 16 accumulators),
+// AVX2+FMA (8 floats, 8 accumulators) and portable C++. Each nonzero weight is broadcast once
+// per tile of grid positions and multiplied into a contiguous run of the input: the loads
+// are unaligned and the tails masked, so any grid size works.
 //
 // Supported: float32 only (bf16 is not implemented). An ISA the CPU lacks is never selected
 // by best_isa(), and asking for one by name is a UserError (parse_isa).

@@ -71,9 +71,9 @@ inline void ragged_tile(const float* vals, const int32_t* offs, int64_t nnz, flo
   constexpr int L = Ops::kLanes;
   const int vectors = static_cast<int>((n + L - 1) / L);
   const auto last = Ops::mask_first(static_cast<int>(n - L * (vectors - 1)));
-#define LTH_RAGGED(V)                                                                           \
-  case V:                                                                                       \
-    tile<Ops, V>(vals, offs, nnz, bias, in, out, accumulate, finish_row, res, relu, last);      \
+#define LTH_RAGGED(V)                                                                      \
+  case V:                                                                                  \
+    tile<Ops, V>(vals, offs, nnz, bias, in, out, accumulate, finish_row, res, relu, last); \
     break;
   switch (vectors) {
     LTH_RAGGED(1)
@@ -111,7 +111,7 @@ inline void run_rows_with(const RowKernelArgs& a, int64_t r0, int64_t r1, int64_
     int64_t q = q0;
     for (; q + kWide <= q1; q += kWide)
       tile<Ops, Ops::kWideVectors>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
-                   res ? res + q : nullptr, a.relu, Ops::mask_first(Ops::kLanes));
+                                   res ? res + q : nullptr, a.relu, Ops::mask_first(Ops::kLanes));
     if (q < q1)
       ragged_tile<Ops>(vals, offs, nnz, bias, a.in + q, out + q, a.accumulate, a.finish,
                        res ? res + q : nullptr, a.relu, q1 - q);

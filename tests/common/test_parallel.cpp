@@ -41,7 +41,8 @@ TEST(ParallelFor, RunsChunksOnDistinctThreadsConcurrently) {
   parallel_for(0, 10, 1, [&](int64_t b, int64_t e) {
     ++started;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (started.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    while (started.load() < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
     std::lock_guard<std::mutex> lock(m);
     if (started.load() < 2) both_running = false;
     threads.insert(std::this_thread::get_id());

@@ -163,7 +163,6 @@ TEST(ConvLayer, DensityAndWeightBytesFollowTheNonzeros) {
   EXPECT_LT(layer.weight_bytes(), 64 * 4);
 }
 
-
 TEST(MaxPool, MatchesLibTorchForBothPaddingRules) {
   auto gen = at::detail::createCPUGenerator(9);
   for (const int64_t h : {1, 2, 5, 8, 13}) {
@@ -176,9 +175,10 @@ TEST(MaxPool, MatchesLibTorchForBothPaddingRules) {
       // TensorFlow's SAME: asymmetric, -inf padding.
       const auto [top, bottom] = same_tf_split(h, 3, 2);
       const auto [left, right] = same_tf_split(w, 3, 2);
-      const auto same = at::max_pool2d(
-          at::constant_pad_nd(x, {left, right, top, bottom}, -std::numeric_limits<double>::infinity()),
-          {3, 3}, {2, 2});
+      const auto same =
+          at::max_pool2d(at::constant_pad_nd(x, {left, right, top, bottom},
+                                             -std::numeric_limits<double>::infinity()),
+                         {3, 3}, {2, 2});
       EXPECT_TRUE(at::equal(max_pool_3x3_s2(x, top, left, (h + 1) / 2, (w + 1) / 2), same))
           << "same " << h << "x" << w;
     }
