@@ -6,7 +6,8 @@ bash scripts/install_deps.sh
 # The test binaries and the lth they run; the benchmarks build in .ci/run (or scripts/build.sh).
 bash scripts/build.sh lth lth_tests
 cd "${LTH_BUILD_DIR:-build}"
-echo "== test: $(ctest -N | sed -n 's/^Total Tests: //p') tests, one at a time (ctest prints each as it ends)"
+jobs=$(nproc)  # one test per core; the multi-process dist tests run alone (RUN_SERIAL)
+echo "== test: $(ctest -N | sed -n 's/^Total Tests: //p') tests, $jobs at a time (ctest prints each as it ends)"
 start=$(date +%s)
-ctest --output-on-failure -j1 --timeout 600
+ctest --output-on-failure -j"$jobs" --timeout 600
 echo "== test: done in $(( $(date +%s) - start )) s"

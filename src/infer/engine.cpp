@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/parallel.h"
+#include "common/text.h"
 #include "infer/crossover.h"
 #include "infer/pool.h"
 #include "models/autocast.h"
@@ -69,10 +70,6 @@ namespace {
 
 using TensorMap = std::map<std::string, torch::Tensor>;
 using Plan = CompiledNetwork::Plan;
-
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
 
 // Builds the plan's layers from the network's tensors, folding BN and choosing kernels.
 class Builder {

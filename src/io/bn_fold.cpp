@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace lth::io {
 namespace {
@@ -35,11 +36,6 @@ const torch::Tensor& entry(const std::string& label, const TensorMap& state,
   const auto it = state.find(name);
   require(it != state.end(), label + ": BN folding needs '" + name + "', which is missing");
   return it->second;
-}
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace

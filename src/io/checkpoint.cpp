@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "io/checkpoint_formats.h"
 #include "io/safetensors.h"
 
@@ -14,19 +15,8 @@ namespace {
 constexpr std::string_view kMaskPrefix = "mask/";
 constexpr std::string_view kMomentumPrefix = "momentum/";
 
-bool starts_with(const std::string& text, std::string_view prefix) {
-  return text.compare(0, prefix.size(), prefix) == 0;
-}
-
 bool is_binary(const torch::Tensor& tensor) {
   return tensor.numel() == 0 || ((tensor == 0) | (tensor == 1)).all().item<bool>();
-}
-
-std::string shape_text(const torch::Tensor& tensor) {
-  std::string text = "[";
-  for (int64_t i = 0; i < tensor.dim(); ++i)
-    text += (i ? ", " : "") + std::to_string(tensor.size(i));
-  return text + "]";
 }
 
 void check_shape(const std::string& label, const std::string& name, const torch::Tensor& tensor,
@@ -35,14 +25,8 @@ void check_shape(const std::string& label, const std::string& name, const torch:
   auto it = state.find(param);
   require(it != state.end(), label + ": " + name + " has no parameter '" + param + "'");
   require(it->second.sizes() == tensor.sizes(), label + ": " + name + " has shape " +
-                                                    shape_text(tensor) + " but " + param +
-                                                    " has shape " + shape_text(it->second));
-}
-
-std::string exact_double(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);  // round-trips every double
-  return text;
+                                                    shape_text(tensor.sizes()) + " but " + param +
+                                                    " has shape " + shape_text(it->second.sizes()));
 }
 
 Metadata checkpoint_metadata(const Checkpoint& ckpt) {

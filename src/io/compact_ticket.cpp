@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "io/bn_fold.h"
 
 namespace lth::io {
@@ -16,23 +17,6 @@ namespace {
 
 const std::string kValues = ".values";
 const std::string kMaskBits = ".mask_bits";
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string exact_double(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);  // round-trips every double
-  return text;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + "]";
-}
 
 // Dense row-major index i -> bit i % 8 of byte i / 8, least significant bit first (the order
 // numpy's unpackbits(bitorder="little") reads).

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "io/file_util.h"
 #include "io/msgpack.h"
 #include "models/network.h"
@@ -56,13 +57,6 @@ const char* dtype_name(torch::ScalarType type) {
   throw UserError(std::string("no reference dtype for ") + c10::toString(type));
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + "]";
-}
-
-std::string shape_text(const torch::Tensor& t) { return shape_text(t.sizes().vec()); }
 
 // ---- the reference's layout -------------------------------------------------------------
 
@@ -248,7 +242,7 @@ class TreeReader {
     if (!t.is_floating_point())
       fail(key, std::string("has dtype ") + dtype_name(t.scalar_type()) + ", expected a float type");
     if (t.sizes().vec() != shape)
-      fail(key, "has shape " + shape_text(t) + ", " + expected_by + " expects " + shape_text(shape));
+      fail(key, "has shape " + shape_text(t.sizes()) + ", " + expected_by + " expects " + shape_text(shape));
     if (t.numel() > 0 && !torch::isfinite(t).all().item<bool>()) fail(key, "holds a non-finite value");
     return t;
   }
@@ -292,7 +286,7 @@ const Layout& recognise(const TreeReader& r, const Value& ext, const std::vector
     if (seen.insert(l.model).second)
       known += (known.empty() ? "" : ", ") + l.model + ": " + std::to_string(l.layers.size());
   r.fail("params/ext", std::to_string(convs) + " convolutions with a stem kernel of shape " +
-                           shape_text(kernel) + ": no ResNet lth builds has this layout (convolutions " +
+                           shape_text(kernel.sizes()) + ": no ResNet lth builds has this layout (convolutions " +
                            known + ")");
 }
 
@@ -321,7 +315,7 @@ std::map<std::string, torch::Tensor> read_params_tree(const TreeReader& r, const
     if (!is_mask) return r.float_array(v, key, shape, expected_by);
     auto t = r.array(v, key);
     if (t.sizes().vec() != shape)
-      r.fail(key, "has shape " + shape_text(t) + ", " + expected_by + " expects " + shape_text(shape));
+      r.fail(key, "has shape " + shape_text(t.sizes()) + ", " + expected_by + " expects " + shape_text(shape));
     if (t.numel() > 0 && !((t == 0) | (t == 1)).all().item<bool>())
       r.fail(key, "mask holds values other than 0 and 1");
     return t;
@@ -356,7 +350,7 @@ Checkpoint read_flax_checkpoint(const fs::path& path, std::vector<std::string>* 
   const Value& stats = r.at(root, "", "image_stats");
   r.expect_keys(stats, "image_stats", {"m", "s"});
   const auto m = r.array(r.at(stats, "image_stats", "m"), "image_stats/m");
-  if (m.dim() != 1 || m.size(0) < 1) r.fail("image_stats/m", "has shape " + shape_text(m) + ", expected [channels]");
+  if (m.dim() != 1 || m.size(0) < 1) r.fail("image_stats/m", "has shape " + shape_text(m.sizes()) + ", expected [channels]");
   const int64_t channels = m.size(0);
   const auto mean = r.float_array(r.at(stats, "image_stats", "m"), "image_stats/m", {channels}, "image_stats");
   const auto std_ = r.float_array(r.at(stats, "image_stats", "s"), "image_stats/s", {channels}, "image_stats/m");
@@ -366,7 +360,7 @@ Checkpoint read_flax_checkpoint(const fs::path& path, std::vector<std::string>* 
   const Layout& l = recognise(r, r.at(params, "params", "ext"), layouts);
   const auto cls = r.array(r.at(params, "params", "cls"), "params/cls");
   if (cls.dim() != 2 || cls.size(0) != l.features || cls.size(1) < 1)
-    r.fail("params/cls", "has shape " + shape_text(cls) + ", " + l.model + " expects [" +
+    r.fail("params/cls", "has shape " + shape_text(cls.sizes()) + ", " + l.model + " expects [" +
                              std::to_string(l.features) + ", classes]");
   const int64_t classes = cls.size(1);
   const auto p = read_params_tree(r, params, "params", l, classes, false);
@@ -490,7 +484,7 @@ void write_flax_checkpoint(const fs::path& path, const Checkpoint& ckpt, std::ve
     const auto it = ckpt.state.find(name);
     require(it != ckpt.state.end(), label + ": checkpoint has no tensor '" + name + "'");
     require(it->second.sizes().vec() == shape, label + ": tensor '" + name + "' has shape " +
-                                                   shape_text(it->second) + ", " + model +
+                                                   shape_text(it->second.sizes()) + ", " + model +
                                                    " expects " + shape_text(shape));
     require(!it->second.is_floating_point() || torch::isfinite(it->second).all().item<bool>(),
             label + ": tensor '" + name + "' holds a non-finite value");
@@ -501,7 +495,7 @@ void write_flax_checkpoint(const fs::path& path, const Checkpoint& ckpt, std::ve
           label + ": checkpoint has no 4-D tensor 'conv1.weight'");
   const int64_t stem_kernel = stem->second.size(2);
   require(stem_kernel == 3 || (stem_kernel == 7 && !spec->cifar_family),
-          label + ": conv1.weight has shape " + shape_text(stem->second) + ", no stem of " + model);
+          label + ": conv1.weight has shape " + shape_text(stem->second.sizes()) + ", no stem of " + model);
   const Layout l = make_layout(model, *spec, stem_kernel, stem->second.size(1));
   const auto fc = ckpt.state.find("fc.weight");
   require(fc != ckpt.state.end() && fc->second.dim() == 2, label + ": checkpoint has no 2-D tensor 'fc.weight'");
@@ -532,8 +526,8 @@ void write_flax_checkpoint(const fs::path& path, const Checkpoint& ckpt, std::ve
     const auto it = ckpt.masks.find(param);
     if (it == ckpt.masks.end()) return torch::ones(flax.sizes(), torch::TensorOptions().dtype(mask_type));
     require(it->second.sizes() == ckpt.state.at(param).sizes(),
-            label + ": mask of '" + param + "' has shape " + shape_text(it->second) + ", its parameter " +
-                shape_text(ckpt.state.at(param)));
+            label + ": mask of '" + param + "' has shape " + shape_text(it->second.sizes()) + ", its parameter " +
+                shape_text(ckpt.state.at(param).sizes()));
     auto m = it->second.detach().to(torch::kCPU);
     if (conv) m = m.permute({2, 3, 1, 0});
     if (m.dim() == 2) m = m.t();

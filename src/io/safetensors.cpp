@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "io/file_util.h"
 
 // The format is little-endian; so is every machine lth targets (x86-64, aarch64), which
@@ -41,12 +42,6 @@ std::string supported_dtypes() {
   std::string list;
   for (const auto& entry : kDtypes) list += (list.empty() ? "" : " ") + std::string(entry.name);
   return list;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + "]";
 }
 
 constexpr size_t kLengthBytes = 8;

@@ -151,7 +151,7 @@ MaskSet magnitude(const InitPruneRequest& q) {
 
 using InitStrategyFn = std::function<MaskSet(const InitPruneRequest&)>;
 
-const Registry<InitStrategyFn>& registry() {
+const Registry<InitStrategyFn>& init_registry() {
   static const Registry<InitStrategyFn> r = [] {
     Registry<InitStrategyFn> reg("pruning-at-initialisation strategy");
     reg.add("snip", snip, "|g * w| on the scoring images (Lee et al. 2019)");
@@ -177,13 +177,13 @@ ScoringData scoring_data(std::vector<ScoringBatch> batches) {
 
 MaskSet prune_at_init(const std::string& strategy, const InitPruneRequest& request) {
   require(!request.previous.empty(), "pruning: no prunable parameters");
-  const auto& fn = registry().get(strategy);
+  const auto& fn = init_registry().get(strategy);
   require(static_cast<bool>(request.context.network), strategy + ": no network to score");
   return fn(request);
 }
 
-std::vector<std::string> init_strategy_names() { return registry().names(); }
-bool is_init_strategy(const std::string& name) { return registry().contains(name); }
+std::vector<std::string> init_strategy_names() { return init_registry().names(); }
+bool is_init_strategy(const std::string& name) { return init_registry().contains(name); }
 bool init_strategy_uses_data(const std::string& name) { return name == "snip" || name == "grasp"; }
 
 TensorMap snip_scores(models::Network& net, const MaskSet& masks, const ScoringData& data) {

@@ -124,7 +124,7 @@ MaskSet prune_reference(const PruneRequest& req) {
 
 using StrategyFn = std::function<MaskSet(const PruneRequest&)>;
 
-const Registry<StrategyFn>& registry() {
+const Registry<StrategyFn>& strategy_registry() {
   static const Registry<StrategyFn> r = [] {
     Registry<StrategyFn> reg("pruning strategy");
     reg.add("magnitude_global", [](const PruneRequest& q) { return prune_with(q, kMagnitude, false); },
@@ -149,10 +149,10 @@ const Registry<StrategyFn>& registry() {
 
 MaskSet prune(const std::string& strategy, const PruneRequest& request) {
   require(!request.previous.empty(), "pruning: no prunable parameters");
-  return registry().get(strategy)(request);
+  return strategy_registry().get(strategy)(request);
 }
 
-std::vector<std::string> strategy_names() { return registry().names(); }
+std::vector<std::string> strategy_names() { return strategy_registry().names(); }
 
 MaskSet prune_by_scores(const TensorMap& scores, const MaskSet& previous, double keep_fraction) {
   require(!previous.empty(), "pruning: no prunable parameters");

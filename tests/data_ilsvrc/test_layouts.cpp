@@ -28,6 +28,7 @@ namespace lth::data::ilsvrc {
 namespace {
 
 namespace fs = std::filesystem;
+using ilsvrc_test::error_of;
 using ilsvrc_test::read_bytes;
 using ilsvrc_test::scratch;
 using ilsvrc_test::write_bytes;
@@ -97,15 +98,6 @@ DatasetPtr open(const fs::path& root, Split split, const std::string& val_labels
   c.val_labels = val_labels;
   c.shard_order = "global";
   return make_dataset(c, split);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(OfficialTars, IndexAndPrepareGiveTheFolderLayoutBack) {

@@ -22,6 +22,7 @@ namespace lth::data::ilsvrc {
 namespace {
 
 namespace fs = std::filesystem;
+using ilsvrc_test::error_of;
 using ilsvrc_test::read_bytes;
 using ilsvrc_test::scratch;
 using ilsvrc_test::write_bytes;
@@ -63,15 +64,6 @@ void expect_same(const MatArray& a, const MatArray& b) {
   EXPECT_EQ(a.fields, b.fields);
   ASSERT_EQ(a.items.size(), b.items.size());
   for (size_t i = 0; i < a.items.size(); ++i) expect_same(a.items[i], b.items[i]);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Matlab, StructsCellsNumbersAndTextRoundTripPlainAndCompressed) {

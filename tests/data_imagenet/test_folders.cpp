@@ -8,28 +8,22 @@
 #include <set>
 
 #include "common/error.h"
+#include "data/holdout.h"
 #include "data/imagenet/class_index.h"
 #include "data/imagenet/folder_dataset.h"
 #include "data/imagenet/synthetic_imagenet.h"
-#include "data/holdout.h"
 #include "data/loader.h"
+#include "imagenet_test_util.h"
 
 using namespace lth::data::imagenet;
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path p =
-      fs::temp_directory_path() / ("lth_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p;
-}
-
 class GeneratedRoot : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = temp_dir("imagenet_root");
+    root_ = lth::imagenet_test::scratch_path("imagenet_root");
     MakeImagenetOptions o;
     o.out = root_;
     o.classes = 7;  // ImageNet-R classes 1, 2, 4, 6 and ImageNet-A class 6 among them
@@ -200,7 +194,9 @@ TEST(Generator, OutputDependsOnlyOnTheOptions) {
     o.odd_files = false;
     make_synthetic_imagenet(o);
   };
-  const fs::path a = temp_dir("gen_a"), b = temp_dir("gen_b"), c = temp_dir("gen_c");
+  const fs::path a = lth::imagenet_test::scratch_path("gen_a"),
+                 b = lth::imagenet_test::scratch_path("gen_b"),
+                 c = lth::imagenet_test::scratch_path("gen_c");
   make(a, 1);
   make(b, 1);
   make(c, 2);

@@ -6,19 +6,12 @@
 
 #include "common/error.h"
 #include "data/imagenet/npy.h"
+#include "imagenet_test_util.h"
 
 using namespace lth::data::imagenet;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path p =
-      fs::temp_directory_path() / ("lth_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;
@@ -47,7 +40,7 @@ std::string error_of(const fs::path& p) {
 }  // namespace
 
 TEST(Npy, RoundTripsCommonDtypes) {
-  const fs::path dir = temp_dir("npy_rt");
+  const fs::path dir = lth::imagenet_test::scratch_dir("npy_rt");
   const auto images = torch::randint(0, 256, {3, 5, 4, 3}, torch::kInt).to(torch::kUInt8);
   const auto labels = torch::tensor({7, 0, 999}, torch::kInt64);
   const auto small = torch::tensor({1, -2}, torch::kInt32);
@@ -63,7 +56,7 @@ TEST(Npy, RoundTripsCommonDtypes) {
 }
 
 TEST(Npy, ReadsVersion2HeadersAndUnsignedWidening) {
-  const fs::path dir = temp_dir("npy_v2");
+  const fs::path dir = lth::imagenet_test::scratch_dir("npy_v2");
   const std::string data("\x01\x00\x02\x00\xff\xff", 6);
   write_bytes(dir / "u2.npy",
               npy_v2("{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }", data));
@@ -74,7 +67,7 @@ TEST(Npy, ReadsVersion2HeadersAndUnsignedWidening) {
 }
 
 TEST(Npy, ErrorsNameTheFileAndTheProblem) {
-  const fs::path dir = temp_dir("npy_err");
+  const fs::path dir = lth::imagenet_test::scratch_dir("npy_err");
   write_bytes(dir / "magic.npy", "PK\x03\x04 not numpy at all");
   EXPECT_NE(error_of(dir / "magic.npy").find("bad magic"), std::string::npos);
   EXPECT_NE(error_of(dir / "magic.npy").find("magic.npy"), std::string::npos);
@@ -93,7 +86,7 @@ TEST(Npy, ErrorsNameTheFileAndTheProblem) {
 }
 
 TEST(Npy, ArrayDatasetServesImagesAndResizes) {
-  const fs::path dir = temp_dir("npy_ds") / "ImageNetR_x16";
+  const fs::path dir = lth::imagenet_test::scratch_dir("npy_ds") / "ImageNetR_x16";
   fs::create_directories(dir);
   const auto images = torch::randint(0, 256, {4, 16, 16, 3}, torch::kInt).to(torch::kUInt8);
   write_npy(dir / "test_images.npy", images);

@@ -26,6 +26,11 @@ extern char** environ;
 namespace lth::test {
 
 namespace fs = std::filesystem;
+
+#ifdef LTH_DIST_WORKER
+// The rank executable test_dist starts (lth_dist_worker, tests/dist/CMakeLists.txt).
+inline const std::string kWorker = LTH_DIST_WORKER;
+#endif
 using Clock = std::chrono::steady_clock;
 
 inline std::string read_text(const fs::path& path) {
@@ -58,7 +63,8 @@ inline bool process_alive(pid_t pid) {
   const auto text = read_text(fs::path("/proc") / std::to_string(pid) / "stat");
   if (text.empty()) return false;
   const auto close_paren = text.rfind(')');
-  return close_paren != std::string::npos && close_paren + 2 < text.size() && text[close_paren + 2] != 'Z';
+  return close_paren != std::string::npos && close_paren + 2 < text.size() &&
+         text[close_paren + 2] != 'Z';
 }
 
 // Polls `condition` every 20 ms until it holds or `timeout` passes.
@@ -93,8 +99,10 @@ class Subprocess {
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     posix_spawnattr_setpgroup(&attr, 0);

@@ -9,7 +9,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kWorker = LTH_DIST_WORKER;
 
 struct Launch {
   std::unique_ptr<Subprocess> process;

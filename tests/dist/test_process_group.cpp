@@ -22,7 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kWorker = LTH_DIST_WORKER;
 
 // Variables a test's children must not inherit from whoever runs the tests.
 std::map<std::string, std::string> clean_env(std::map<std::string, std::string> extra = {}) {

@@ -16,7 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 using Hosts = std::vector<std::string>;
 
-const std::string kWorker = LTH_DIST_WORKER;
 
 Hosts expand(const std::string& list) { return dist::expand_hostlist(list, "SLURM_JOB_NODELIST"); }
 

@@ -15,7 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kWorker = LTH_DIST_WORKER;
 using Vars = std::map<std::string, std::string>;
 
 int affinity_count() {

@@ -25,6 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::fresh_dir;
+using testing::read_json;
 using testing::run_lth;
 
 // Synthetic 4-class data, LeNet on 8x8, tiny phases; checkpoints every few steps so kills
@@ -54,11 +55,6 @@ seed = 5
 threads = 1
 )";
   return path;
-}
-
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
 }
 
 bool is_png(const fs::path& path) {

@@ -15,9 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 using testing::fresh_dir;
 using testing::read_file;
+using testing::read_json;
 using testing::run_lth;
-
-nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(read_file(path)); }
 
 // A ResNet-20 (batch norm: the statistics are recomputed along the path) on synthetic 8x8.
 std::string lmc_config(const fs::path& dir) {

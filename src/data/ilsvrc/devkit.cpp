@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "data/ilsvrc/gzip.h"
 #include "data/ilsvrc/matlab.h"
 #include "data/imagenet/class_index.h"
@@ -34,10 +35,6 @@ std::string read_bounded(const fs::path& path, uint64_t max_bytes) {
   std::string bytes(std::istreambuf_iterator<char>(in), {});
   require(bytes.size() == size, path.string() + ": read failed");
   return bytes;
-}
-
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 std::string gzip_bytes(const std::string& data) {
