@@ -6,9 +6,10 @@
 // the residual addition are fused into the convolution that produces them; each conv and
 // linear layer runs sparse or dense (conv_layer.h), by the measured crossover of its shape
 // (crossover.h) in mode Auto, always sparse in mode Sparse, always dense in mode Dense.
-// Max-pooling, the global average pool and input standardisation run in LibTorch. A batch of
-// a convolutional network goes through the plan one image at a time (activations stay in
-// cache), whole images per thread when there are enough of them; MLPs keep the batch.
+// The stem's max-pool is pool.h's; Conv-n's 2x2 max-pools, the global average pool and input
+// standardisation run in LibTorch. A batch of a convolutional network goes through the plan
+// one image at a time (activations stay in cache), whole images per thread when there are
+// enough of them; MLPs keep the batch.
 //
 // Supported networks: every model lth builds (models/registry): ResNets of both families
 // (basic and bottleneck blocks, projection shortcuts, 7x7/2 or 3x3 stems), Conv-2/4/6 and
