@@ -24,6 +24,7 @@ done
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_npy fuzz_safetensors fuzz_idx fuzz_image fuzz_config fuzz_rendezvous fuzz_shards fuzz_ilsvrc fuzz_msgpack)
 
 lib_dir="${LTH_BUILD_DIR:-build}"
+case "$lib_dir" in /*) ;; *) lib_dir="$(pwd)/$lib_dir" ;; esac  # absolute or relative to the repo
 fuzz_dir="${LTH_FUZZ_DIR:-build-fuzz}"
 # The libraries only (not the tests): every lth_* target the harnesses may need.
 bash scripts/build.sh lth
@@ -33,7 +34,7 @@ launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 if [ ! -f "$fuzz_dir/CMakeCache.txt" ]; then
   cmake -S fuzz -B "$fuzz_dir" "${generator[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_COMPILER=clang++ -DLTH_LIB_DIR="$(pwd)/$lib_dir"
+    -DCMAKE_CXX_COMPILER=clang++ -DLTH_LIB_DIR="$lib_dir"
 fi
 targets=()
 for h in "${harnesses[@]}"; do targets+=(--target "$h"); done
