@@ -4,13 +4,14 @@
 
 #include <cstring>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "common/error.h"
 #include "common/text.h"
 #include "io/file_util.h"
+#include "io/flax_layout.h"
 #include "io/msgpack.h"
 #include "models/network.h"
 #include "models/resnet.h"
@@ -21,10 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using msgpack::Value;
 
-// Flax's msgpack extension types (flax/serialization.py, _MsgpackExtType).
-constexpr int8_t kNdarrayExt = 1;
-constexpr int8_t kComplexExt = 2;
-constexpr int8_t kScalarExt = 3;
 constexpr const char* kChunkedKey = "__msgpack_chunked_array__";
 
 // A reference checkpoint is 4 maps deep down to its arrays (root/params/ext/Conv_0); room
@@ -34,110 +31,6 @@ constexpr msgpack::ParseLimits kTreeLimits{6, 1u << 16};
 constexpr int64_t kMaxRank = 8;
 constexpr uint64_t kMaxElements = uint64_t{1} << 40;
 constexpr msgpack::ParseLimits kPayloadLimits{2, 4 + kMaxRank + 1};
-
-struct Dtype {
-  const char* name;  // NumPy's dtype.name
-  torch::ScalarType type;
-};
-constexpr Dtype kDtypes[] = {
-    {"float32", torch::kFloat32}, {"float64", torch::kFloat64}, {"float16", torch::kFloat16},
-    {"bfloat16", torch::kBFloat16}, {"int8", torch::kInt8},     {"int16", torch::kInt16},
-    {"int32", torch::kInt32},     {"int64", torch::kInt64},     {"uint8", torch::kUInt8},
-    {"bool", torch::kBool}};
-
-const Dtype* dtype_named(std::string_view name) {
-  for (const auto& d : kDtypes)
-    if (name == d.name) return &d;
-  return nullptr;
-}
-
-const char* dtype_name(torch::ScalarType type) {
-  for (const auto& d : kDtypes)
-    if (d.type == type) return d.name;
-  throw UserError(std::string("no reference dtype for ") + c10::toString(type));
-}
-
-
-// ---- the reference's layout -------------------------------------------------------------
-
-// One Conv_i and its BatchNorm_i (every conv of the reference is followed by its norm), in
-// creation order: stem, then per block the branch's convs, then the projection shortcut.
-struct ConvLayer {
-  std::string conv;           // torchvision module name: "layer1.0.conv1", "layer2.0.downsample.0"
-  std::string bn;             // "layer1.0.bn1", "layer2.0.downsample.1"
-  std::vector<int64_t> hwio;  // Flax kernel shape
-};
-
-struct Layout {
-  std::string model;  // lth network name, "resnet50"
-  int64_t stem_kernel = 3;
-  int64_t image_size = 32;  // 224 for the 7x7 stem; 32 stands for 32 or 64 (same network)
-  int64_t in_channels = 3;
-  int64_t features = 0;
-  std::vector<ConvLayer> layers;
-};
-
-Layout make_layout(const std::string& model, const models::ResNetSpec& spec, int64_t stem_kernel,
-                   int64_t in_channels) {
-  Layout l;
-  l.model = model;
-  l.stem_kernel = stem_kernel;
-  l.image_size = stem_kernel == 7 ? 224 : 32;
-  l.in_channels = in_channels;
-  int64_t channels = spec.base_planes;
-  l.layers.push_back({"conv1", "bn1", {stem_kernel, stem_kernel, in_channels, channels}});
-  for (size_t stage = 0; stage < spec.blocks.size(); ++stage) {
-    const int64_t planes = spec.base_planes << stage;
-    const int64_t out = spec.bottleneck ? 4 * planes : planes;
-    for (int64_t b = 0; b < spec.blocks[stage]; ++b) {
-      const int64_t stride = (b == 0 && stage > 0) ? 2 : 1;
-      const std::string p = "layer" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
-      if (spec.bottleneck) {
-        l.layers.push_back({p + "conv1", p + "bn1", {1, 1, channels, planes}});
-        l.layers.push_back({p + "conv2", p + "bn2", {3, 3, planes, planes}});
-        l.layers.push_back({p + "conv3", p + "bn3", {1, 1, planes, out}});
-      } else {
-        l.layers.push_back({p + "conv1", p + "bn1", {3, 3, channels, planes}});
-        l.layers.push_back({p + "conv2", p + "bn2", {3, 3, planes, planes}});
-      }
-      if (stride != 1 || channels != out)
-        l.layers.push_back({p + "downsample.0", p + "downsample.1", {1, 1, channels, out}});
-      channels = out;
-    }
-  }
-  l.features = channels;
-  return l;
-}
-
-// The spec of an lth ResNet by name, or nullopt for networks that are no ResNet.
-std::optional<models::ResNetSpec> resnet_spec(const std::string& name) {
-  if (name.rfind("resnet", 0) != 0) return std::nullopt;
-  const int depth = std::stoi(name.substr(6));
-  try {
-    return models::imagenet_resnet_spec(depth);
-  } catch (const UserError&) {
-    return models::cifar_resnet_spec(depth);
-  }
-}
-
-// Every layout lth can build, for recognising a file.
-std::vector<Layout> candidate_layouts(int64_t in_channels) {
-  std::vector<Layout> out;
-  for (const auto& name : models::network_names()) {
-    const auto spec = resnet_spec(name);
-    if (!spec) continue;
-    if (!spec->cifar_family) out.push_back(make_layout(name, *spec, 7, in_channels));
-    out.push_back(make_layout(name, *spec, 3, in_channels));
-  }
-  return out;
-}
-
-std::string conv_key(size_t i) { return "Conv_" + std::to_string(i); }
-std::string norm_key(size_t i) { return "BatchNorm_" + std::to_string(i); }
-
-std::vector<int64_t> oihw(const std::vector<int64_t>& hwio) {
-  return {hwio[3], hwio[2], hwio[0], hwio[1]};
-}
 
 // ---- reading ----------------------------------------------------------------------------
 
@@ -165,8 +58,9 @@ class TreeReader {
     if (v.type != Value::Type::Map)
       fail(key, std::string("is a MessagePack ") + msgpack::type_name(v.type) + ", expected a map");
     if (v.find(kChunkedKey))
-      fail(key, "an array chunked above 2^30 bytes (Flax's __msgpack_chunked_array__): no "
-                "ResNet array is that large, refusing");
+      fail(key,
+           "an array chunked above 2^30 bytes (Flax's __msgpack_chunked_array__): no "
+           "ResNet array is that large, refusing");
   }
 
   const Value& at(const Value& v, const std::string& key, const std::string& name) const {
@@ -181,14 +75,16 @@ class TreeReader {
     if (v.type != Value::Type::Ext)
       fail(key, std::string("is a MessagePack ") + msgpack::type_name(v.type) +
                     ", expected an array (Flax ndarray extension)");
-    if (v.ext_type == kComplexExt) fail(key, "a complex number (Flax extension 2), expected an array");
-    if (v.ext_type == kScalarExt) fail(key, "a NumPy scalar (Flax extension 3), expected an array");
-    if (v.ext_type != kNdarrayExt)
+    if (v.ext_type == flax::kComplexExt)
+      fail(key, "a complex number (Flax extension 2), expected an array");
+    if (v.ext_type == flax::kScalarExt)
+      fail(key, "a NumPy scalar (Flax extension 3), expected an array");
+    if (v.ext_type != flax::kNdarrayExt)
       fail(key, "MessagePack extension type " + std::to_string(v.ext_type) +
                     ", expected 1 (Flax ndarray)");
     const auto* bytes = reinterpret_cast<const uint8_t*>(v.bytes.data());
-    const Value payload = msgpack::parse(bytes, v.bytes.size(), label_ + ": " + key + " (array payload)",
-                                         kPayloadLimits);
+    const Value payload = msgpack::parse(bytes, v.bytes.size(),
+                                         label_ + ": " + key + " (array payload)", kPayloadLimits);
     if (payload.type != Value::Type::Array || payload.items.size() != 3)
       fail(key, "array payload is not [shape, dtype, data]");
     const Value& shape_v = payload.items[0];
@@ -201,7 +97,7 @@ class TreeReader {
     if (dtype_v.type != Value::Type::Str && dtype_v.type != Value::Type::Bin)
       fail(key, "array dtype is not a string");
     if (data_v.type != Value::Type::Bin) fail(key, "array data is not bytes");
-    const Dtype* dtype = dtype_named(dtype_v.bytes);
+    const flax::Dtype* dtype = flax::dtype_named(dtype_v.bytes);
     if (!dtype)
       fail(key, "unsupported dtype '" + std::string(dtype_v.bytes) +
                     "' (float32, float64, float16, bfloat16, int8..int64, uint8, bool)");
@@ -237,13 +133,17 @@ class TreeReader {
 
   // A float array of exactly `shape`, all values finite.
   torch::Tensor float_array(const Value& v, const std::string& key,
-                            const std::vector<int64_t>& shape, const std::string& expected_by) const {
+                            const std::vector<int64_t>& shape,
+                            const std::string& expected_by) const {
     auto t = array(v, key);
     if (!t.is_floating_point())
-      fail(key, std::string("has dtype ") + dtype_name(t.scalar_type()) + ", expected a float type");
+      fail(key, std::string("has dtype ") + flax::dtype_name(t.scalar_type()) +
+                    ", expected a float type");
     if (t.sizes().vec() != shape)
-      fail(key, "has shape " + shape_text(t.sizes()) + ", " + expected_by + " expects " + shape_text(shape));
-    if (t.numel() > 0 && !torch::isfinite(t).all().item<bool>()) fail(key, "holds a non-finite value");
+      fail(key, "has shape " + shape_text(t.sizes()) + ", " + expected_by + " expects " +
+                    shape_text(shape));
+    if (t.numel() > 0 && !torch::isfinite(t).all().item<bool>())
+      fail(key, "holds a non-finite value");
     return t;
   }
 
@@ -264,18 +164,21 @@ class TreeReader {
 
 // Which layout a params/ext tree has: the one with its number of convolutions and its stem
 // kernel's shape; every other name and shape is then checked against it.
-const Layout& recognise(const TreeReader& r, const Value& ext, const std::vector<Layout>& layouts) {
+const flax::Layout& recognise(const TreeReader& r, const Value& ext,
+                              const std::vector<flax::Layout>& layouts) {
   r.require_map(ext, "params/ext");
   size_t convs = 0;
   for (const auto& [name, v] : ext.entries) {
     if (name.rfind("Conv_", 0) == 0)
       ++convs;
     else if (name.rfind("BatchNorm_", 0) != 0)
-      r.fail("params/ext/" + name, "unexpected key (the reference's ResNets hold Conv_i and BatchNorm_i)");
+      r.fail("params/ext/" + name,
+             "unexpected key (the reference's ResNets hold Conv_i and BatchNorm_i)");
   }
   const Value& stem = r.at(ext, "params/ext", "Conv_0");
   r.expect_keys(stem, "params/ext/Conv_0", {"kernel"});
-  const auto kernel = r.array(r.at(stem, "params/ext/Conv_0", "kernel"), "params/ext/Conv_0/kernel");
+  const auto kernel =
+      r.array(r.at(stem, "params/ext/Conv_0", "kernel"), "params/ext/Conv_0/kernel");
   // The stem's whole shape: kernel size, input channels and width tell families apart that
   // have the same number of convolutions.
   for (const auto& l : layouts)
@@ -286,15 +189,15 @@ const Layout& recognise(const TreeReader& r, const Value& ext, const std::vector
     if (seen.insert(l.model).second)
       known += (known.empty() ? "" : ", ") + l.model + ": " + std::to_string(l.layers.size());
   r.fail("params/ext", std::to_string(convs) + " convolutions with a stem kernel of shape " +
-                           shape_text(kernel.sizes()) + ": no ResNet lth builds has this layout (convolutions " +
-                           known + ")");
+                           shape_text(kernel.sizes()) +
+                           ": no ResNet lth builds has this layout (convolutions " + known + ")");
 }
 
-std::vector<std::string> ext_keys(const Layout& l) {
+std::vector<std::string> ext_keys(const flax::Layout& l) {
   std::vector<std::string> keys;
   for (size_t i = 0; i < l.layers.size(); ++i) {
-    keys.push_back(conv_key(i));
-    keys.push_back(norm_key(i));
+    keys.push_back(flax::conv_key(i));
+    keys.push_back(flax::norm_key(i));
   }
   return keys;
 }
@@ -303,8 +206,9 @@ std::vector<std::string> ext_keys(const Layout& l) {
 // layout: every name present, nothing else, every shape right. Masks may have any dtype;
 // parameters must be finite floats.
 std::map<std::string, torch::Tensor> read_params_tree(const TreeReader& r, const Value& tree,
-                                                      const std::string& root, const Layout& l,
-                                                      int64_t classes, bool is_mask) {
+                                                      const std::string& root,
+                                                      const flax::Layout& l, int64_t classes,
+                                                      bool is_mask) {
   std::map<std::string, torch::Tensor> out;
   const std::string expected_by = l.model;
   r.expect_keys(tree, root, {"ext", "cls"});
@@ -315,18 +219,21 @@ std::map<std::string, torch::Tensor> read_params_tree(const TreeReader& r, const
     if (!is_mask) return r.float_array(v, key, shape, expected_by);
     auto t = r.array(v, key);
     if (t.sizes().vec() != shape)
-      r.fail(key, "has shape " + shape_text(t.sizes()) + ", " + expected_by + " expects " + shape_text(shape));
+      r.fail(key, "has shape " + shape_text(t.sizes()) + ", " + expected_by + " expects " +
+                      shape_text(shape));
     if (t.numel() > 0 && !((t == 0) | (t == 1)).all().item<bool>())
       r.fail(key, "mask holds values other than 0 and 1");
     return t;
   };
   for (size_t i = 0; i < l.layers.size(); ++i) {
     const auto& layer = l.layers[i];
-    const std::string ck = ext_key + "/" + conv_key(i), nk = ext_key + "/" + norm_key(i);
+    const std::string ck = ext_key + "/" + flax::conv_key(i),
+                      nk = ext_key + "/" + flax::norm_key(i);
     const int64_t channels = layer.hwio[3];
-    r.expect_keys(r.at(ext, ext_key, conv_key(i)), ck, {"kernel"});
-    out[ck + "/kernel"] = leaf(r.at(r.at(ext, ext_key, conv_key(i)), ck, "kernel"), ck + "/kernel", layer.hwio);
-    const Value& norm = r.at(ext, ext_key, norm_key(i));
+    r.expect_keys(r.at(ext, ext_key, flax::conv_key(i)), ck, {"kernel"});
+    out[ck + "/kernel"] =
+        leaf(r.at(r.at(ext, ext_key, flax::conv_key(i)), ck, "kernel"), ck + "/kernel", layer.hwio);
+    const Value& norm = r.at(ext, ext_key, flax::norm_key(i));
     r.expect_keys(norm, nk, {"scale", "bias"});
     for (const char* name : {"scale", "bias"})
       out[nk + "/" + name] = leaf(r.at(norm, nk, name), nk + "/" + name, {channels});
@@ -350,14 +257,17 @@ Checkpoint read_flax_checkpoint(const fs::path& path, std::vector<std::string>* 
   const Value& stats = r.at(root, "", "image_stats");
   r.expect_keys(stats, "image_stats", {"m", "s"});
   const auto m = r.array(r.at(stats, "image_stats", "m"), "image_stats/m");
-  if (m.dim() != 1 || m.size(0) < 1) r.fail("image_stats/m", "has shape " + shape_text(m.sizes()) + ", expected [channels]");
+  if (m.dim() != 1 || m.size(0) < 1)
+    r.fail("image_stats/m", "has shape " + shape_text(m.sizes()) + ", expected [channels]");
   const int64_t channels = m.size(0);
-  const auto mean = r.float_array(r.at(stats, "image_stats", "m"), "image_stats/m", {channels}, "image_stats");
-  const auto std_ = r.float_array(r.at(stats, "image_stats", "s"), "image_stats/s", {channels}, "image_stats/m");
+  const auto mean =
+      r.float_array(r.at(stats, "image_stats", "m"), "image_stats/m", {channels}, "image_stats");
+  const auto std_ =
+      r.float_array(r.at(stats, "image_stats", "s"), "image_stats/s", {channels}, "image_stats/m");
   if (!(std_ > 0).all().item<bool>()) r.fail("image_stats/s", "holds a value <= 0 (a pixel std)");
 
-  const auto layouts = candidate_layouts(channels);
-  const Layout& l = recognise(r, r.at(params, "params", "ext"), layouts);
+  const auto layouts = flax::candidate_layouts(channels);
+  const flax::Layout& l = recognise(r, r.at(params, "params", "ext"), layouts);
   const auto cls = r.array(r.at(params, "params", "cls"), "params/cls");
   if (cls.dim() != 2 || cls.size(0) != l.features || cls.size(1) < 1)
     r.fail("params/cls", "has shape " + shape_text(cls.sizes()) + ", " + l.model + " expects [" +
@@ -371,7 +281,7 @@ Checkpoint read_flax_checkpoint(const fs::path& path, std::vector<std::string>* 
   std::string mask_dtype = "float32";
   if (const Value* mv = root.find("params_mask")) {
     mask_tree = read_params_tree(r, *mv, "params_mask", l, classes, true);
-    mask_dtype = dtype_name(mask_tree->begin()->second.scalar_type());
+    mask_dtype = flax::dtype_name(mask_tree->begin()->second.scalar_type());
   }
   // A mask in lth for every conv kernel (all ones when the file has none) and for any
   // other parameter the reference file pruned.
@@ -389,25 +299,27 @@ Checkpoint read_flax_checkpoint(const fs::path& path, std::vector<std::string>* 
 
   const Value& batch_stats = r.at(root, "", "batch_stats");
   std::vector<std::string> norm_keys;
-  for (size_t i = 0; i < l.layers.size(); ++i) norm_keys.push_back(norm_key(i));
+  for (size_t i = 0; i < l.layers.size(); ++i) norm_keys.push_back(flax::norm_key(i));
   r.expect_keys(batch_stats, "batch_stats", norm_keys);
   for (size_t i = 0; i < l.layers.size(); ++i) {
     const auto& layer = l.layers[i];
-    const std::string ck = "params/ext/" + conv_key(i), nk = "params/ext/" + norm_key(i);
+    const std::string ck = "params/ext/" + flax::conv_key(i),
+                      nk = "params/ext/" + flax::norm_key(i);
     const std::string weight = layer.conv + ".weight";
     ckpt.state[weight] = p.at(ck + "/kernel").permute({3, 2, 0, 1}).contiguous();
-    mask_of("params_mask/ext/" + conv_key(i) + "/kernel", weight, true);
+    mask_of("params_mask/ext/" + flax::conv_key(i) + "/kernel", weight, true);
     kept += ckpt.masks.at(weight).sum().item<int64_t>();
     total += ckpt.masks.at(weight).numel();
     ckpt.state[layer.bn + ".weight"] = p.at(nk + "/scale");
     ckpt.state[layer.bn + ".bias"] = p.at(nk + "/bias");
-    mask_of("params_mask/ext/" + norm_key(i) + "/scale", layer.bn + ".weight", false);
-    mask_of("params_mask/ext/" + norm_key(i) + "/bias", layer.bn + ".bias", false);
-    const std::string sk = "batch_stats/" + norm_key(i);
-    const Value& stat = r.at(batch_stats, "batch_stats", norm_key(i));
+    mask_of("params_mask/ext/" + flax::norm_key(i) + "/scale", layer.bn + ".weight", false);
+    mask_of("params_mask/ext/" + flax::norm_key(i) + "/bias", layer.bn + ".bias", false);
+    const std::string sk = "batch_stats/" + flax::norm_key(i);
+    const Value& stat = r.at(batch_stats, "batch_stats", flax::norm_key(i));
     r.expect_keys(stat, sk, {"mean", "var"});
     const std::vector<int64_t> shape{layer.hwio[3]};
-    ckpt.state[layer.bn + ".running_mean"] = r.float_array(r.at(stat, sk, "mean"), sk + "/mean", shape, l.model);
+    ckpt.state[layer.bn + ".running_mean"] =
+        r.float_array(r.at(stat, sk, "mean"), sk + "/mean", shape, l.model);
     const auto var = r.float_array(r.at(stat, sk, "var"), sk + "/var", shape, l.model);
     if (!(var >= 0).all().item<bool>()) r.fail(sk + "/var", "holds a negative variance");
     ckpt.state[layer.bn + ".running_var"] = var;
@@ -420,214 +332,30 @@ Checkpoint read_flax_checkpoint(const fs::path& path, std::vector<std::string>* 
 
   ckpt.config = {{"model", {{"name", l.model}, {"width", 1}, {"padding", "same"}}},
                  {"data", {{"image_size", l.image_size}}},
-                 {"reference", {{"format", "flax-msgpack"}, {"params_mask", mask_tree.has_value()},
-                                {"mask_dtype", mask_dtype}}}};
+                 {"reference",
+                  {{"format", "flax-msgpack"},
+                   {"params_mask", mask_tree.has_value()},
+                   {"mask_dtype", mask_dtype}}}};
   if (notes) {
     notes->push_back("read " + label + ": the reference's " + l.model + " (" +
                      (l.stem_kernel == 7 ? "7x7/2 stem and max-pool, 224x224 input"
                                          : "3x3 stem, 32x32 or 64x64 input") +
                      "), " + std::to_string(classes) + " classes, " + std::to_string(channels) +
                      " input channels");
-    notes->push_back("  converted: " + std::to_string(l.layers.size()) + " conv kernels (HWIO -> OIHW), " +
-                     std::to_string(l.layers.size()) +
+    notes->push_back("  converted: " + std::to_string(l.layers.size()) +
+                     " conv kernels (HWIO -> OIHW), " + std::to_string(l.layers.size()) +
                      " batch norms (scale, bias, mean, var), head cls [features, classes] -> "
                      "fc.weight [classes, features], image_stats -> pixel_mean/pixel_std");
-    notes->push_back(std::string("  masks: ") +
-                     (mask_tree ? "params_mask (" + mask_dtype + ")" : "none in the file: all ones") +
-                     ", " + std::to_string(kept) + " of " + std::to_string(total) + " conv weights kept" +
-                     (ckpt.masks.size() > l.layers.size() ? "; also masks of non-conv parameters" : ""));
-    notes->push_back("  padding: same (TensorFlow's, as the reference computes); iteration: 0 (the file does "
-                     "not say); BN num_batches_tracked: 0");
+    notes->push_back(
+        std::string("  masks: ") +
+        (mask_tree ? "params_mask (" + mask_dtype + ")" : "none in the file: all ones") + ", " +
+        std::to_string(kept) + " of " + std::to_string(total) + " conv weights kept" +
+        (ckpt.masks.size() > l.layers.size() ? "; also masks of non-conv parameters" : ""));
+    notes->push_back(
+        "  padding: same (TensorFlow's, as the reference computes); iteration: 0 (the file does "
+        "not say); BN num_batches_tracked: 0");
   }
   return ckpt;
-}
-
-// ---- writing ----------------------------------------------------------------------------
-
-namespace {
-
-void write_array(msgpack::Writer& out, const torch::Tensor& tensor, const char* dtype) {
-  const auto t = tensor.detach().to(torch::kCPU).contiguous();
-  msgpack::Writer payload;
-  payload.array_header(3);
-  payload.array_header(static_cast<size_t>(t.dim()));
-  for (int64_t d : t.sizes()) payload.uinteger(static_cast<uint64_t>(d));
-  payload.str(dtype);
-  payload.bin(t.data_ptr(), t.numel() * t.element_size());
-  out.ext(kNdarrayExt, payload.bytes().data(), payload.bytes().size());
-}
-
-template <typename T>
-T config_entry(const nlohmann::json& config, const char* section, const char* key, T fallback,
-               const std::string& label) {
-  if (!config.contains(section) || !config[section].is_object() || !config[section].contains(key))
-    return fallback;
-  try {
-    return config[section][key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw UserError(label + ": checkpoint config '" + section + "." + key + "' has the wrong type");
-  }
-}
-
-}  // namespace
-
-void write_flax_checkpoint(const fs::path& path, const Checkpoint& ckpt, std::vector<std::string>* notes) {
-  const std::string label = path.string();
-  const auto model = config_entry<std::string>(ckpt.config, "model", "name", "", label);
-  const auto spec = resnet_spec(model);
-  require(spec.has_value(), label + ": the checkpoint's model '" + model +
-                                "' is not a ResNet; the reference's format holds ResNets only");
-  require(config_entry<int64_t>(ckpt.config, "model", "width", 1, label) == 1,
-          label + ": the checkpoint's ResNet has width > 1, whose stem the reference builds "
-                  "narrower than lth: not convertible");
-  auto tensor = [&](const std::string& name, const std::vector<int64_t>& shape) -> const torch::Tensor& {
-    const auto it = ckpt.state.find(name);
-    require(it != ckpt.state.end(), label + ": checkpoint has no tensor '" + name + "'");
-    require(it->second.sizes().vec() == shape, label + ": tensor '" + name + "' has shape " +
-                                                   shape_text(it->second.sizes()) + ", " + model +
-                                                   " expects " + shape_text(shape));
-    require(!it->second.is_floating_point() || torch::isfinite(it->second).all().item<bool>(),
-            label + ": tensor '" + name + "' holds a non-finite value");
-    return it->second;
-  };
-  const auto stem = ckpt.state.find("conv1.weight");
-  require(stem != ckpt.state.end() && stem->second.dim() == 4,
-          label + ": checkpoint has no 4-D tensor 'conv1.weight'");
-  const int64_t stem_kernel = stem->second.size(2);
-  require(stem_kernel == 3 || (stem_kernel == 7 && !spec->cifar_family),
-          label + ": conv1.weight has shape " + shape_text(stem->second.sizes()) + ", no stem of " + model);
-  const Layout l = make_layout(model, *spec, stem_kernel, stem->second.size(1));
-  const auto fc = ckpt.state.find("fc.weight");
-  require(fc != ckpt.state.end() && fc->second.dim() == 2, label + ": checkpoint has no 2-D tensor 'fc.weight'");
-  const int64_t classes = fc->second.size(0);
-
-  // Every tensor of the checkpoint must have its place; nothing is dropped silently.
-  std::set<std::string> placed{"fc.weight", "pixel_mean", "pixel_std"};
-  for (const auto& layer : l.layers) {
-    placed.insert(layer.conv + ".weight");
-    for (const char* e : {".weight", ".bias", ".running_mean", ".running_var", ".num_batches_tracked"})
-      placed.insert(layer.bn + e);
-  }
-  for (const auto& [name, t] : ckpt.state)
-    require(placed.count(name), label + ": tensor '" + name + "' has no place in the reference's " + model);
-  for (const auto& [name, t] : ckpt.masks)
-    require(placed.count(name) && name.find("running_") == std::string::npos &&
-                name.find("num_batches") == std::string::npos && name.rfind("pixel_", 0) != 0,
-            label + ": mask of '" + name + "' has no place in the reference's params_mask");
-
-  std::string mask_dtype = "float32";
-  if (ckpt.config.contains("reference") && ckpt.config["reference"].is_object())
-    mask_dtype = config_entry<std::string>(ckpt.config, "reference", "mask_dtype", "float32", label);
-  require(dtype_named(mask_dtype) != nullptr,
-          label + ": checkpoint config 'reference.mask_dtype' is not a dtype ('" + mask_dtype + "')");
-  const auto mask_type = dtype_named(mask_dtype)->type;
-  // `flax`: the parameter as Flax holds it; `param`: its lth name, for the mask.
-  auto mask_for = [&](const std::string& param, const torch::Tensor& flax, bool conv) {
-    const auto it = ckpt.masks.find(param);
-    if (it == ckpt.masks.end()) return torch::ones(flax.sizes(), torch::TensorOptions().dtype(mask_type));
-    require(it->second.sizes() == ckpt.state.at(param).sizes(),
-            label + ": mask of '" + param + "' has shape " + shape_text(it->second.sizes()) + ", its parameter " +
-                shape_text(ckpt.state.at(param).sizes()));
-    auto m = it->second.detach().to(torch::kCPU);
-    if (conv) m = m.permute({2, 3, 1, 0});
-    if (m.dim() == 2) m = m.t();
-    return m.to(mask_type).contiguous();
-  };
-
-  const int64_t channels = l.in_channels;
-  std::map<std::string, torch::Tensor> flax;  // key path -> Flax-shaped tensor
-  for (size_t i = 0; i < l.layers.size(); ++i) {
-    const auto& layer = l.layers[i];
-    const int64_t c = layer.hwio[3];
-    const std::string weight = layer.conv + ".weight";
-    const auto kernel = tensor(weight, oihw(layer.hwio)).detach().to(torch::kCPU).permute({2, 3, 1, 0});
-    flax["params/ext/" + conv_key(i) + "/kernel"] = kernel;
-    flax["params_mask/ext/" + conv_key(i) + "/kernel"] = mask_for(weight, kernel, true);
-    const std::string nk = norm_key(i);
-    for (const auto& [flax_name, torch_name] : {std::pair{"scale", ".weight"}, std::pair{"bias", ".bias"}}) {
-      const auto& t = tensor(layer.bn + torch_name, {c});
-      flax["params/ext/" + nk + "/" + flax_name] = t;
-      flax["params_mask/ext/" + nk + "/" + flax_name] = mask_for(layer.bn + torch_name, t, false);
-    }
-    flax["batch_stats/" + nk + "/mean"] = tensor(layer.bn + ".running_mean", {c});
-    flax["batch_stats/" + nk + "/var"] = tensor(layer.bn + ".running_var", {c});
-  }
-  const auto cls = tensor("fc.weight", {classes, l.features}).detach().to(torch::kCPU).t();
-  flax["params/cls"] = cls;
-  flax["params_mask/cls"] = mask_for("fc.weight", cls, false);
-  flax["image_stats/m"] = tensor("pixel_mean", {channels});
-  flax["image_stats/s"] = tensor("pixel_std", {channels});
-
-  msgpack::Writer out;
-  auto arr = [&](const std::string& key) {
-    const auto& t = flax.at(key);
-    write_array(out, t, dtype_name(t.scalar_type()));
-  };
-  auto params_tree = [&](const std::string& root) {
-    out.map_header(2);
-    out.str("ext");
-    out.map_header(2 * l.layers.size());
-    for (size_t i = 0; i < l.layers.size(); ++i) {  // creation order, as Flax's module tree
-      out.str(conv_key(i));
-      out.map_header(1);
-      out.str("kernel");
-      arr(root + "/ext/" + conv_key(i) + "/kernel");
-      out.str(norm_key(i));
-      out.map_header(2);
-      out.str("scale");
-      arr(root + "/ext/" + norm_key(i) + "/scale");
-      out.str("bias");
-      arr(root + "/ext/" + norm_key(i) + "/bias");
-    }
-    out.str("cls");
-    arr(root + "/cls");
-  };
-  out.map_header(4);
-  out.str("params");
-  params_tree("params");
-  out.str("params_mask");
-  params_tree("params_mask");
-  out.str("batch_stats");
-  out.map_header(l.layers.size());
-  for (size_t i = 0; i < l.layers.size(); ++i) {
-    out.str(norm_key(i));
-    out.map_header(2);
-    out.str("mean");
-    arr("batch_stats/" + norm_key(i) + "/mean");
-    out.str("var");
-    arr("batch_stats/" + norm_key(i) + "/var");
-  }
-  out.str("image_stats");
-  out.map_header(2);
-  out.str("m");
-  arr("image_stats/m");
-  out.str("s");
-  arr("image_stats/s");
-  write_file_atomically(path, [&](FileSink& sink) { sink.write(out.bytes()); });
-
-  if (notes) {
-    int64_t kept = 0, total = 0;
-    for (size_t i = 0; i < l.layers.size(); ++i) {
-      const auto& m = flax.at("params_mask/ext/" + conv_key(i) + "/kernel");
-      kept += m.to(torch::kFloat64).sum().item<int64_t>();
-      total += m.numel();
-    }
-    notes->push_back("wrote " + label + ": the reference's layout of " + model + ", " +
-                     std::to_string(classes) + " classes");
-    notes->push_back("  converted: " + std::to_string(l.layers.size()) +
-                     " conv kernels (OIHW -> HWIO), batch norms (weight, bias, running_mean, "
-                     "running_var), fc.weight -> cls, pixel_mean/pixel_std -> image_stats");
-    notes->push_back("  params_mask (" + mask_dtype + "): " + std::to_string(kept) + " of " +
-                     std::to_string(total) + " conv weights kept");
-    std::string dropped = "num_batches_tracked, iteration, config";
-    if (!ckpt.momentum.empty()) dropped += ", momentum (" + std::to_string(ckpt.momentum.size()) + " buffers)";
-    if (ckpt.best_acc) dropped += ", best_acc";
-    notes->push_back("  not converted (the reference's file has no place for them): " + dropped);
-    const auto padding = config_entry<std::string>(ckpt.config, "model", "padding", "symmetric", label);
-    if (padding != "same")
-      notes->push_back("  note: these weights were trained with symmetric padding; the reference computes "
-                       "with SAME padding, so its logits will differ from lth's");
-  }
 }
 
 }  // namespace lth::io
