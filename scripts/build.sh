@@ -16,10 +16,12 @@ compiler=(); compiler_name="${CXX:-c++}"
 if [ -z "${CXX:-}" ] && command -v clang++ >/dev/null; then
   compiler=(-DCMAKE_CXX_COMPILER=clang++); compiler_name=clang++
 fi
+# LTH_UNITY=OFF configures a new folder to compile file by file (CMakeLists.txt, LTH_UNITY).
+unity=(); [ -n "${LTH_UNITY:-}" ] && unity=(-DLTH_UNITY="$LTH_UNITY")
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  echo "== build: configuring $build_dir (Release, $compiler_name${launcher:+, ccache})"
+  echo "== build: configuring $build_dir (Release, $compiler_name${launcher:+, ccache}${LTH_UNITY:+, unity $LTH_UNITY})"
   mkdir -p "$build_dir"
-  cmake -S . -B "$build_dir" "${generator[@]}" "${launcher[@]}" "${compiler[@]}" -DCMAKE_BUILD_TYPE=Release \
+  cmake -S . -B "$build_dir" "${generator[@]}" "${launcher[@]}" "${compiler[@]}" "${unity[@]}" -DCMAKE_BUILD_TYPE=Release \
     >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log"; exit 1; }
 fi
 targets=()

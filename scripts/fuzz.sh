@@ -7,8 +7,10 @@
 # New corpus entries go to build-fuzz/corpus/<harness>/ (the seed corpus in fuzz/corpus/ is
 # not modified); a crash leaves its input in build-fuzz/artifacts/<harness>/ and fails the
 # script. Keep every fixed finding in fuzz/regressions/<harness>/ so it replays forever.
-# The harnesses link the static libraries of an ordinary build: LTH_BUILD_DIR (default
-# build), built here if needed.
+# The harnesses link the static libraries of an ordinary build compiled file by file (not in
+# unity batches: an archive member must hold one source file, so that the linker never pulls
+# a second copy of a file the harness compiles itself): LTH_FUZZ_LIB_DIR (default
+# build-fuzz-libs, configured with LTH_UNITY=OFF), built here if needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=10
@@ -23,16 +25,20 @@ while [ $# -gt 0 ]; do
 done
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_npy fuzz_safetensors fuzz_idx fuzz_image fuzz_config fuzz_rendezvous fuzz_shards fuzz_ilsvrc fuzz_msgpack)
 
-lib_dir="${LTH_BUILD_DIR:-build}"
+lib_dir="${LTH_FUZZ_LIB_DIR:-build-fuzz-libs}"
 case "$lib_dir" in /*) ;; *) lib_dir="$(pwd)/$lib_dir" ;; esac  # absolute or relative to the repo
 fuzz_dir="${LTH_FUZZ_DIR:-build-fuzz}"
+if [ -f "$lib_dir/CMakeCache.txt" ] && ! grep -q '^LTH_UNITY:BOOL=OFF' "$lib_dir/CMakeCache.txt"; then
+  echo "fuzz.sh: $lib_dir compiles in unity batches; use a folder configured with LTH_UNITY=OFF" >&2
+  exit 2
+fi
 # The libraries only (not the tests): every lth_* target the harnesses may need.
-bash scripts/build.sh lth
+LTH_BUILD_DIR="$lib_dir" LTH_UNITY=OFF bash scripts/build.sh lth
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-if [ ! -f "$fuzz_dir/CMakeCache.txt" ]; then
+if ! grep -qxF "LTH_LIB_DIR:PATH=$lib_dir" "$fuzz_dir/CMakeCache.txt" 2>/dev/null; then
   cmake -S fuzz -B "$fuzz_dir" "${generator[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_COMPILER=clang++ -DLTH_LIB_DIR="$lib_dir"
 fi

@@ -18,9 +18,9 @@ namespace {
 // whole 14x14 map; measured 1.1-1.2x faster on those layers than tiles of 128); within an
 // item the input channels go in blocks whose input tile fits in kL1Bytes, and every row of
 // the block reads that tile before the next (partial sums stay in the output, kRowBlock x
-// kPosTile floats = 64 KiB, in L2). Without
-// the channel blocks each row streamed the whole input tile from L2 (measured: LIBXSMM's
-// spmdm, which blocks this way, was 1.6x faster on a 56x56 1x1 conv; docs/PERFORMANCE.md).
+// kPosTile floats = 64 KiB, in L2). Without the channel blocks each row streamed the whole
+// input tile from L2 (measured: LIBXSMM's spmdm, which blocks this way, was 1.6x faster on
+// a 56x56 1x1 conv; docs/PERFORMANCE.md).
 constexpr int64_t kRowBlock = 64;
 constexpr int64_t kPosTile = 256;
 constexpr int64_t kL1Bytes = 24 * 1024;
@@ -191,12 +191,12 @@ const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
   const int64_t for_nonzeros =
       row_density > 0 ? static_cast<int64_t>(std::ceil(kMinBlockNonzeros / row_density)) : in_;
   p.channel_block = std::clamp<int64_t>(std::max(kL1Bytes / channel_bytes, for_nonzeros), 1, in_);
-  // A grid of at most two position tiles (ResNet-50's 14x14 and 7x7 stages) takes no channel
-  // blocks: the whole image's input is at most a few hundred KiB, in L2, and each row then
-  // sums all its nonzeros in registers in one pass instead of loading and storing its partial
-  // sums once per block (measured on ResNet-50 at density 0.1074, one thread: the 7x7 1x1
-  // convs 1.6x faster, the 14x14 ones 1.15x; the 28x28 and 56x56 3x3 convs 1.1x slower
-  // without blocks, so they keep them).
+  // A grid of at most two position tiles, 512 positions (ResNet-50's 14x14 and 7x7 stages),
+  // takes no channel blocks: the whole image's input is at most a few hundred KiB, in L2,
+  // and each row then sums all its nonzeros in registers in one pass instead of loading and
+  // storing its partial sums once per block (measured on ResNet-50 at density 0.1074, one
+  // thread: the 7x7 1x1 convs 1.6x faster, the 14x14 ones 1.15x; the 28x28 and 56x56 3x3
+  // convs 1.1x slower without blocks, so they keep them).
   if (p.out_h * p.wq <= 2 * kPosTile) p.channel_block = in_;
   p.blocks = ceil_div(in_, p.channel_block);
   p.seg.resize(out_ * (p.blocks + 1));
