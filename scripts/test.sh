@@ -7,7 +7,7 @@ bash scripts/install_deps.sh
 bash scripts/build.sh lth lth_tests
 cd "${LTH_BUILD_DIR:-build}"
 jobs=$(nproc)  # one test per core; no two multi-process dist tests at once (RESOURCE_LOCK)
-echo "== test: $(ctest -N | sed -n 's/^Total Tests: //p') tests, $jobs at a time (ctest prints each as it ends)"
+echo "== test: $(ctest -N | sed -n 's/^Total Tests: //p') test suites (one process each), $jobs at a time (ctest prints each as it ends)"
 start=$(date +%s)
 ctest --output-on-failure -j"$jobs" --timeout 600
 echo "== test: done in $(( $(date +%s) - start )) s"
