@@ -20,7 +20,7 @@ namespace lth {
 namespace {
 
 struct Region {
-  int64_t begin = 0, end = 0, chunk = 0;
+  int64_t begin = 0, end = 0, grain = 1;
   const std::function<void(int64_t, int64_t)>* f = nullptr;
   std::atomic_flag failed = ATOMIC_FLAG_INIT;
   std::exception_ptr error;
@@ -28,12 +28,17 @@ struct Region {
 
 void run_chunk(void* data) {
   auto& r = *static_cast<Region*>(data);
+  // The chunks follow the team OpenMP actually gave (it may be smaller than asked for, e.g.
+  // under OMP_THREAD_LIMIT), so that every index is covered, as at::parallel_for does.
+  const int64_t n = r.end - r.begin;
+  const int64_t team = std::min<int64_t>(omp_get_num_threads(), (n + r.grain - 1) / r.grain);
   const int tid = omp_get_thread_num();
-  const int64_t b = r.begin + tid * r.chunk;
+  const int64_t chunk = (n + team - 1) / team;
+  const int64_t b = r.begin + tid * chunk;
   if (b >= r.end) return;
   try {
     const at::internal::ThreadIdGuard tid_guard(tid);
-    (*r.f)(b, std::min(r.end, b + r.chunk));
+    (*r.f)(b, std::min(r.end, b + chunk));
   } catch (...) {
     if (!r.failed.test_and_set()) r.error = std::current_exception();
   }
@@ -56,7 +61,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
   Region r;
   r.begin = begin;
   r.end = end;
-  r.chunk = (n + threads - 1) / threads;
+  r.grain = std::max<int64_t>(grain, 1);
   r.f = &f;
   GOMP_parallel(run_chunk, &r, static_cast<unsigned>(threads), 0);
   if (r.error) std::rethrow_exception(r.error);
