@@ -9,11 +9,11 @@
 // accumulators as the ISA's registers hold with room to spare: 16 of AVX-512's 32, 8 of
 // AVX2's 16). A tile of V vectors covers V * kLanes grid positions, the last vector masked to
 // the positions that exist, so a row's positions take one pass over its nonzeros per
-// kWideVectors vectors instead of one pass per power of two (on a 7x7
-// map, 49 positions: one pass of 4 vectors instead of three passes of 2, 1 and 1). With at
-// most 6 vectors the nonzeros alternate between two sets of accumulators (summed at the end):
-// each accumulator is a chain of dependent FMAs, and a few short chains leave the FMA units
-// waiting on their latency.
+// kWideVectors vectors instead of one pass per power of two (on a 7x7 map, 49 positions:
+// one pass of 4 vectors instead of three passes of 2, 1 and 1). With at most 6 vectors the
+// nonzeros alternate between two sets of accumulators (summed at the end): each accumulator
+// is a chain of dependent FMAs, and a few short chains leave the FMA units waiting on their
+// latency.
 #include <cstdint>
 
 #include "infer/kernel_args.h"
