@@ -53,28 +53,14 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-// A setting of the checkpoint's stored config; a value of the wrong JSON type (a hand-made
-// or hostile file) is a UserError naming the file and the key, not a JSON exception.
-template <typename T>
-T config_value(const std::string& label, const nlohmann::json& config, const char* section,
-               const char* key, T fallback) {
-  if (!config.contains(section) || !config[section].is_object() || !config[section].contains(key))
-    return fallback;
-  try {
-    return config[section][key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw UserError(label + ": checkpoint config '" + section + "." + key + "' has the wrong type");
-  }
-}
-
 // The network a checkpoint was trained as: name, width and padding rule from its config,
 // classes from the head's shape, pixel statistics from its stored buffers.
 models::ModelConfig model_config_of(const io::Checkpoint& ckpt, const std::string& path,
                                     int64_t image_size) {
   models::ModelConfig m;
-  m.name = config_value<std::string>(path, ckpt.config, "model", "name", "");
+  m.name = io::checkpoint_setting<std::string>(ckpt, path, "model", "name", "");
   require(!m.name.empty(), path + ": checkpoint config names no model (model.name)");
-  m.width = config_value<int64_t>(path, ckpt.config, "model", "width", 1);
+  m.width = io::checkpoint_setting<int64_t>(ckpt, path, "model", "width", 1);
   m.padding = models::parse_padding(io::checkpoint_padding(ckpt, path));
   const auto fc = ckpt.state.find("fc.weight");
   require(fc != ckpt.state.end() && fc->second.dim() == 2,
@@ -123,7 +109,7 @@ void run_eval(EvalFlags& f) {
   engine.mode = infer::parse_engine_mode(f.engine);  // a bad flag fails before any loading
   const auto ckpt = io::load_checkpoint(f.ckpt);
   int64_t size = f.image_size;
-  if (size == 0) size = config_value<int64_t>(f.ckpt, ckpt.config, "data", "image_size", 0);
+  if (size == 0) size = io::checkpoint_setting<int64_t>(ckpt, f.ckpt, "data", "image_size", 0);
   if (size == 0) size = 224;
 
   eval::SuiteOptions so;
@@ -172,11 +158,13 @@ void run_eval(EvalFlags& f) {
     eo.class_subset = set.class_subset;
     // The precision the checkpoint was trained in, as the reference evaluates.
     eo.precision = models::resolve_precision(
-        config_value<std::string>(f.ckpt, ckpt.config, "train", "precision", "fp32"),
-        config_value<bool>(f.ckpt, ckpt.config, "train", "mixed_precision", false), device);
+        io::checkpoint_setting<std::string>(ckpt, f.ckpt, "train", "precision", "fp32"),
+        io::checkpoint_setting<bool>(ckpt, f.ckpt, "train", "mixed_precision", false), device);
     std::cerr << "evaluating " << set.dataset->describe() << "\n";
     const auto r = eval::evaluate(*net, set.dataset, eo);
-    const auto value = [&r](double v) { return r.count > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    const auto value = [&r](double v) {
+      return r.count > 0 ? nlohmann::json(v) : nlohmann::json(nullptr);
+    };
     test[set.name] = {
         {"acc", value(r.accuracy)},
         {"nll", value(r.nll)},
@@ -208,8 +196,9 @@ void add_eval_command(CLI::App& app) {
       "eval",
       "Test a checkpoint on every ImageNet test set under --data_root (IN, V2, R, A, Sketch)");
   auto f = std::make_shared<EvalFlags>();
-  cmd->add_option("--ckpt", f->ckpt,
-                  "checkpoint (.safetensors, or a reference .ckpt), e.g. RUN/003/best_acc.safetensors")
+  cmd->add_option(
+         "--ckpt", f->ckpt,
+         "checkpoint (.safetensors, or a reference .ckpt), e.g. RUN/003/best_acc.safetensors")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--data_root", f->data_root,
@@ -221,8 +210,7 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch_size", f->batch_size, "evaluation batch size")->capture_default_str();
   cmd->add_option("--num_workers", f->num_workers, "data loader threads")->capture_default_str();
-  cmd->add_option("--threads", f->threads, kThreadsHelp)
-      ->capture_default_str();
+  cmd->add_option("--threads", f->threads, kThreadsHelp)->capture_default_str();
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--engine", f->engine,
                   "sparse (skip pruned weights, CPU), dense (LibTorch) or auto (sparse layers "
@@ -231,7 +219,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--strict_data", f->strict_data, "unreadable images are errors, not logged skips")
       ->capture_default_str();
   cmd->add_option("--val_labels", f->val_labels,
-                  "label file of a flat validation folder: wnids or ILSVRC2012 ids per line in file-name order, "
+                  "label file of a flat validation folder: wnids or ILSVRC2012 ids per line in "
+                  "file-name order, "
                   "or image_id,wnid CSV (docs/DATA.md)");
   cmd->add_option("--v2_variant", f->v2_variant,
                   "ImageNet-V2 release folder read: matched-frequency, threshold0.7, top-images")

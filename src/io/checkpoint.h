@@ -13,6 +13,8 @@
 #include <optional>
 #include <string>
 
+#include "common/error.h"
+
 namespace lth::io {
 
 inline constexpr const char* kCheckpointFormat = "lth-checkpoint-1";
@@ -38,5 +40,21 @@ Checkpoint load_checkpoint(const std::filesystem::path& path);
 // "symmetric" when absent (files written before the setting existed). UserError naming
 // `label` for anything but "symmetric" or "same".
 std::string checkpoint_padding(const Checkpoint& ckpt, const std::string& label);
+
+// A setting of the checkpoint's stored config, config[section][key], or `fallback` when it is
+// absent; a value of the wrong JSON type (a hand-made or hostile file) is a UserError naming
+// `label` and the key, not a JSON exception.
+template <typename T>
+T checkpoint_setting(const Checkpoint& ckpt, const std::string& label, const char* section,
+                     const char* key, T fallback) {
+  const auto& config = ckpt.config;
+  if (!config.contains(section) || !config[section].is_object() || !config[section].contains(key))
+    return fallback;
+  try {
+    return config[section][key].template get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw UserError(label + ": checkpoint config '" + section + "." + key + "' has the wrong type");
+  }
+}
 
 }  // namespace lth::io

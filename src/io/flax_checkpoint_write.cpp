@@ -30,28 +30,16 @@ void write_array(msgpack::Writer& out, const torch::Tensor& tensor, const char* 
   out.ext(flax::kNdarrayExt, payload.bytes().data(), payload.bytes().size());
 }
 
-template <typename T>
-T config_entry(const nlohmann::json& config, const char* section, const char* key, T fallback,
-               const std::string& label) {
-  if (!config.contains(section) || !config[section].is_object() || !config[section].contains(key))
-    return fallback;
-  try {
-    return config[section][key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw UserError(label + ": checkpoint config '" + section + "." + key + "' has the wrong type");
-  }
-}
-
 }  // namespace
 
 void write_flax_checkpoint(const fs::path& path, const Checkpoint& ckpt,
                            std::vector<std::string>* notes) {
   const std::string label = path.string();
-  const auto model = config_entry<std::string>(ckpt.config, "model", "name", "", label);
+  const auto model = checkpoint_setting<std::string>(ckpt, label, "model", "name", "");
   const auto spec = flax::resnet_spec(model);
   require(spec.has_value(), label + ": the checkpoint's model '" + model +
                                 "' is not a ResNet; the reference's format holds ResNets only");
-  require(config_entry<int64_t>(ckpt.config, "model", "width", 1, label) == 1,
+  require(checkpoint_setting<int64_t>(ckpt, label, "model", "width", 1) == 1,
           label +
               ": the checkpoint's ResNet has width > 1, whose stem the reference builds "
               "narrower than lth: not convertible");
@@ -97,8 +85,7 @@ void write_flax_checkpoint(const fs::path& path, const Checkpoint& ckpt,
 
   std::string mask_dtype = "float32";
   if (ckpt.config.contains("reference") && ckpt.config["reference"].is_object())
-    mask_dtype =
-        config_entry<std::string>(ckpt.config, "reference", "mask_dtype", "float32", label);
+    mask_dtype = checkpoint_setting<std::string>(ckpt, label, "reference", "mask_dtype", "float32");
   require(
       flax::dtype_named(mask_dtype) != nullptr,
       label + ": checkpoint config 'reference.mask_dtype' is not a dtype ('" + mask_dtype + "')");
@@ -210,7 +197,7 @@ void write_flax_checkpoint(const fs::path& path, const Checkpoint& ckpt,
     if (ckpt.best_acc) dropped += ", best_acc";
     notes->push_back("  not converted (the reference's file has no place for them): " + dropped);
     const auto padding =
-        config_entry<std::string>(ckpt.config, "model", "padding", "symmetric", label);
+        checkpoint_setting<std::string>(ckpt, label, "model", "padding", "symmetric");
     if (padding != "same")
       notes->push_back(
           "  note: these weights were trained with symmetric padding; the reference computes "
