@@ -28,6 +28,20 @@ constexpr double kMinBlockNonzeros = 8;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// dst[j] = relu?(src[j] + residual[j]) for j < n; one loop per case, so that each is a
+// plain loop the compiler vectorises.
+void store_row(const float* src, const float* residual, bool relu, int64_t n, float* dst) {
+  if (residual && relu) {
+    for (int64_t j = 0; j < n; ++j) dst[j] = std::max(src[j] + residual[j], 0.f);
+  } else if (residual) {
+    for (int64_t j = 0; j < n; ++j) dst[j] = src[j] + residual[j];
+  } else if (relu) {
+    for (int64_t j = 0; j < n; ++j) dst[j] = std::max(src[j], 0.f);
+  } else {
+    std::memcpy(dst, src, n * sizeof(float));
+  }
+}
+
 }  // namespace
 
 std::pair<int64_t, int64_t> same_tf_split(int64_t n, int64_t kernel, int64_t stride) {
@@ -244,6 +258,14 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
     float* buf = buffer.data_ptr<float>();
     const float* src = x.data_ptr<float>();
     const int64_t plane = p.hq * p.wq, channels = in_, image_floats = p.image_floats;
+    // Per phase column b, the phase-plane columns that read inside the image: [lo, hi).
+    std::vector<std::pair<int64_t, int64_t>> inside(sw);
+    for (int64_t b = 0; b < sw; ++b) {
+      const int64_t shift = geo_.pad_left - b;  // col * sw - shift is the input column
+      const int64_t lo = std::clamp<int64_t>(shift > 0 ? ceil_div(shift, sw) : 0, 0, p.wq);
+      const int64_t end = w + shift;
+      inside[b] = {lo, std::clamp<int64_t>(end > 0 ? ceil_div(end, sw) : 0, lo, p.wq)};
+    }
     lth::parallel_for(0, n * channels, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t item = b0; item < b1; ++item) {
         const int64_t i = item / channels, c = item % channels;
@@ -254,6 +276,7 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
             const int slot = p.phase_of[a * sw + b];
             if (slot < 0) continue;
             float* d = image + (c * p.phases + slot) * plane;
+            const auto [lo, hi] = inside[b];
             for (int64_t r = 0; r < p.hq; ++r) {
               const int64_t y = r * sh + a - geo_.pad_top;
               float* row = d + r * p.wq;
@@ -261,10 +284,15 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
                 std::fill(row, row + p.wq, 0.f);
                 continue;
               }
-              for (int64_t col = 0; col < p.wq; ++col) {
-                const int64_t xx = col * sw + b - geo_.pad_left;
-                row[col] = xx >= 0 && xx < w ? s[y * w + xx] : 0.f;
+              // Zeros left and right, the image's columns between (a plain copy at stride 1).
+              std::fill(row, row + lo, 0.f);
+              const float* srow = s + y * w + b - geo_.pad_left;
+              if (sw == 1) {
+                std::memcpy(row + lo, srow + lo, (hi - lo) * sizeof(float));
+              } else {
+                for (int64_t col = lo; col < hi; ++col) row[col] = srow[col * sw];
               }
+              std::fill(row + hi, row + p.wq, 0.f);
             }
           }
         if (c == channels - 1) {
@@ -338,10 +366,10 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
           const int64_t y = q / wq, x0 = q % wq;
           const int64_t row_end = std::min(q1, (y + 1) * wq);
           const int64_t x1 = std::min(ow, x0 + (row_end - q));
-          for (int64_t xc = x0; xc < x1; ++xc) {
-            const float v = src[q - q0 + (xc - x0)] + (rs ? rs[y * ow + xc] : 0.f);
-            dst[y * ow + xc] = relu && v < 0.f ? 0.f : v;
-          }
+          // A segment may hold only dropped columns (x0 >= ow).
+          if (x1 > x0)
+              store_row(src + (q - q0), rs ? rs + y * ow + x0 : nullptr, relu, x1 - x0,
+                      dst + y * ow + x0);
           q = row_end;
         }
       }

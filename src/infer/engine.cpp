@@ -38,13 +38,15 @@ struct CompiledNetwork::Plan {
 
   at::Tensor run(at::Tensor x) const {
     if (family == Family::ResNet) {
-      x = layers[stem].forward(x, {}, true);
+      // The stem's ReLU is applied by the max-pool when there is one (on a quarter of the
+      // values: a dense stem's ReLU was a separate pass over its 3.2 MB output).
+      x = layers[stem].forward(x, {}, !pool_stem);
       if (pool_stem && !same_padding) {  // PyTorch's max_pool2d(3, 2, padding 1)
-        x = max_pool_3x3_s2(x, 1, 1, (x.size(2) - 1) / 2 + 1, (x.size(3) - 1) / 2 + 1);
+        x = max_pool_3x3_s2(x, 1, 1, (x.size(2) - 1) / 2 + 1, (x.size(3) - 1) / 2 + 1, true);
       } else if (pool_stem) {  // as models/resnet.cpp: SAME with -inf, which never wins the max
         x = max_pool_3x3_s2(x, same_tf_split(x.size(2), 3, 2).first,
                             same_tf_split(x.size(3), 3, 2).first, (x.size(2) + 1) / 2,
-                            (x.size(3) + 1) / 2);
+                            (x.size(3) + 1) / 2, true);
       }
       for (const auto& b : blocks) {
         const at::Tensor shortcut = b.downsample >= 0 ? layers[b.downsample].forward(x) : x;

@@ -9,7 +9,7 @@
 namespace lth::infer {
 
 at::Tensor max_pool_3x3_s2(const at::Tensor& x, int64_t pad_top, int64_t pad_left, int64_t out_h,
-                           int64_t out_w) {
+                           int64_t out_w, bool relu) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 4 && x.is_contiguous(),
               "max_pool_3x3_s2: float32 contiguous NCHW input");
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
@@ -21,23 +21,33 @@ at::Tensor max_pool_3x3_s2(const at::Tensor& x, int64_t pad_top, int64_t pad_lef
   float* dst = out.data_ptr<float>();
   // Two passes per plane: the max of each output column's three input columns for every input
   // row (a contiguous loop the compiler vectorises), then the max of three of those rows.
+  // The output columns whose three input columns all lie inside the row: [lo, hi).
+  const int64_t lo = std::min(out_w, (pad_left + 1) / 2);
+  const int64_t last_start = w - 3 + pad_left;  // 2 * ox may be at most this
+  const int64_t hi = std::clamp<int64_t>(last_start >= 0 ? last_start / 2 + 1 : 0, lo, out_w);
+  // Every window holds an input position, so starting the max at 0 instead of -inf is the
+  // ReLU of the max.
+  const float start = relu ? 0.f : -std::numeric_limits<float>::infinity();
   parallel_for(0, n * c, 1, [&](int64_t p0, int64_t p1) {
     std::vector<float> cols(static_cast<size_t>(h * out_w));
-    constexpr float kLowest = -std::numeric_limits<float>::infinity();
     for (int64_t p = p0; p < p1; ++p) {
       const float* plane = src + p * h * w;
       for (int64_t y = 0; y < h; ++y) {
-        const float* row = plane + y * w;
+        const float* row = plane + y * w - pad_left;  // row[2 * ox + dx]: window column dx
         float* cm = cols.data() + y * out_w;
-        for (int64_t ox = 0; ox < out_w; ++ox) {
-          const int64_t x0 = 2 * ox - pad_left;
-          float m = kLowest;
+        const auto border = [&](int64_t ox) {
+          float m = start;
           for (int64_t dx = 0; dx < 3; ++dx) {
-            const int64_t xx = x0 + dx;
-            if (xx >= 0 && xx < w) m = std::max(m, row[xx]);
+            const int64_t xx = 2 * ox + dx - pad_left;
+            if (xx >= 0 && xx < w) m = std::max(m, row[2 * ox + dx]);
           }
           cm[ox] = m;
-        }
+        };
+        for (int64_t ox = 0; ox < lo; ++ox) border(ox);
+        for (int64_t ox = lo; ox < hi; ++ox)
+          cm[ox] = std::max(std::max(start, row[2 * ox]),
+                            std::max(row[2 * ox + 1], row[2 * ox + 2]));
+        for (int64_t ox = hi; ox < out_w; ++ox) border(ox);
       }
       float* o = dst + p * out_h * out_w;
       for (int64_t oy = 0; oy < out_h; ++oy) {

@@ -163,15 +163,59 @@ TEST(ConvLayer, DensityAndWeightBytesFollowTheNonzeros) {
   EXPECT_LT(layer.weight_bytes(), 64 * 4);
 }
 
+// Larger maps with every padding combination: several position tiles whose boundaries fall
+// anywhere in the grid, the dropped columns past the output width included (a tile starting
+// there once wrote garbage), padding columns on either side of both stride phases.
+TEST(ConvLayer, PaddingAndTileBoundariesAcrossMapSizes) {
+  auto gen = at::detail::createCPUGenerator(11);
+  const Isa isa = best_isa();
+  for (const int64_t k : {1, 3, 7}) {
+    for (const int64_t s : {1, 2}) {
+      const auto weight = masked_weight({70, 16, k, k}, 0.3, 100 + k * 2 + s);
+      for (const int64_t h : {5, 19, 36}) {
+        const auto x = at::randn({2, 16, h, h + 1}, gen);
+        for (const int64_t top : {0, 1, 3}) {
+          for (const int64_t left : {0, 1, 3}) {
+            const int64_t right = (2 * left + top) % 4, bottom = (top + left) % 4;
+            ConvGeometry g;
+            g.stride_h = g.stride_w = s;
+            g.pad_top = top;
+            g.pad_left = left;
+            g.pad_bottom = bottom;
+            g.pad_right = right;
+            const auto padded = at::constant_pad_nd(x, {left, right, top, bottom}, 0);
+            if (padded.size(2) < k || padded.size(3) < k) continue;
+            const auto want = at::conv2d(padded, weight, {}, {s, s});
+            const auto residual = at::randn(want.sizes(), gen);
+            const Layer layer("sweep", LayerKind::Conv, weight, {}, g, true, isa);
+            const std::string where = std::to_string(k) + "x" + std::to_string(k) + "/" +
+                                      std::to_string(s) + " at " + std::to_string(h) + " pads " +
+                                      std::to_string(top) + std::to_string(left) +
+                                      std::to_string(right) + std::to_string(bottom);
+            EXPECT_LE(relative_error(layer.forward(x), want), 1e-5) << where;
+            EXPECT_LE(relative_error(layer.forward(x, residual, true), (want + residual).relu()),
+                      1e-5)
+                << where;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(MaxPool, MatchesLibTorchForBothPaddingRules) {
   auto gen = at::detail::createCPUGenerator(9);
   for (const int64_t h : {1, 2, 5, 8, 13}) {
-    for (const int64_t w : {1, 4, 7, 12}) {
+    for (const int64_t w : {1, 2, 3, 4, 7, 12, 57}) {
       const auto x = at::randn({2, 3, h, w}, gen);
       // PyTorch's rule (padding 1 on every side, positions outside ignored).
       const auto want = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
       EXPECT_TRUE(at::equal(max_pool_3x3_s2(x, 1, 1, want.size(2), want.size(3)), want))
           << h << "x" << w;
+      // With the ReLU of the conv before it folded in.
+      EXPECT_TRUE(
+          at::equal(max_pool_3x3_s2(x, 1, 1, want.size(2), want.size(3), true), want.relu()))
+          << "relu " << h << "x" << w;
       // TensorFlow's SAME: asymmetric, -inf padding.
       const auto [top, bottom] = same_tf_split(h, 3, 2);
       const auto [left, right] = same_tf_split(w, 3, 2);
