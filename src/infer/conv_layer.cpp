@@ -25,6 +25,9 @@ constexpr int64_t kRowBlock = 64;
 constexpr int64_t kPosTile = 256;
 constexpr int64_t kL1Bytes = 24 * 1024;
 constexpr double kMinBlockNonzeros = 8;
+// Channel planes of a sparse conv's output are padded to a multiple of this many floats (one
+// 64-byte cache line; conv_layer.h, "Layout").
+constexpr int64_t kPlaneAlign = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -140,8 +143,24 @@ at::Tensor Layer::forward(const at::Tensor& x, const at::Tensor& residual, bool 
   TORCH_CHECK(x.dim() == (kind_ == LayerKind::Conv ? 4 : 2) && x.size(1) == in_, name_,
               ": input of shape ", x.sizes(), " for a layer of ", in_, " input channels");
   if (!sparse_) return forward_dense(x, residual, relu);
-  return kind_ == LayerKind::Conv ? forward_sparse_conv(x.contiguous(), residual, relu)
-                                  : forward_sparse_linear(x.contiguous(), residual, relu);
+  if (kind_ == LayerKind::Linear) return forward_sparse_linear(x.contiguous(), residual, relu);
+  return forward_sparse_conv(has_plane_layout(x) ? x : x.contiguous(), residual, relu);
+}
+
+bool has_plane_layout(const at::Tensor& x) {
+  if (x.dim() != 4) return false;
+  const int64_t plane = x.size(2) * x.size(3);
+  return x.stride(3) == 1 && (x.size(2) == 1 || x.stride(2) == x.size(3)) &&
+         x.stride(1) >= plane && (x.size(0) == 1 || x.stride(0) == x.size(1) * x.stride(1));
+}
+
+int64_t padded_plane(int64_t h, int64_t w) { return ceil_div(h * w, kPlaneAlign) * kPlaneAlign; }
+
+at::Tensor empty_padded_planes(int64_t n, int64_t c, int64_t h, int64_t w,
+                               const at::TensorOptions& options) {
+  const int64_t plane = padded_plane(h, w);
+  // The storage holds every plane's padding, the last one's included.
+  return at::empty({n * c * plane}, options).as_strided({n, c, h, w}, {c * plane, plane, w, 1});
 }
 
 at::Tensor Layer::forward_dense(const at::Tensor& x, const at::Tensor& residual, bool relu) const {
@@ -162,11 +181,12 @@ at::Tensor Layer::forward_dense(const at::Tensor& x, const at::Tensor& residual,
   return y;
 }
 
-const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
-  if (plan_.in_h == in_h && plan_.in_w == in_w) return plan_;
+const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w, int64_t in_plane) const {
+  if (plan_.in_h == in_h && plan_.in_w == in_w && plan_.in_plane == in_plane) return plan_;
   ConvPlan p;
   p.in_h = in_h;
   p.in_w = in_w;
+  p.in_plane = in_plane;
   std::tie(p.out_h, p.out_w) = output_size(in_h, in_w);
   TORCH_CHECK(p.out_h >= 1 && p.out_w >= 1, name_, ": input ", in_h, "x", in_w, " too small");
   const int64_t sh = geo_.stride_h, sw = geo_.stride_w;
@@ -176,7 +196,7 @@ const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
     p.hq = in_h;
     p.wq = in_w;
     p.phases = 1;
-    p.image_floats = in_ * in_h * in_w;
+    p.image_floats = in_ * in_plane;
   } else {
     const int64_t hp = in_h + geo_.pad_top + geo_.pad_bottom;
     const int64_t wp = in_w + geo_.pad_left + geo_.pad_right;
@@ -190,7 +210,8 @@ const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
       }
     // Slack past the last plane: grid columns beyond the output width read up to a row and
     // a kernel width further.
-    p.image_floats = in_ * p.phases * p.hq * p.wq + p.wq + geo_.kernel_w + 16;
+    p.plane = padded_plane(p.hq, p.wq);
+    p.image_floats = in_ * p.phases * p.plane + p.wq + geo_.kernel_w + 16;
   }
   TORCH_CHECK(p.image_floats < std::numeric_limits<int32_t>::max(), name_,
               ": input too large for 32-bit offsets");
@@ -222,13 +243,13 @@ const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
       p.seg[r * (p.blocks + 1) + b] = k;
     }
   }
-  const int64_t plane = p.hq * p.wq;
+  const int64_t plane = p.plane;
   p.offs.resize(vals_.size());
   for (size_t k = 0; k < vals_.size(); ++k) {
     const int64_t c = cols_[k] / taps, kh = (cols_[k] % taps) / geo_.kernel_w,
                   kw = cols_[k] % geo_.kernel_w;
     if (p.direct) {
-      p.offs[k] = static_cast<int32_t>(c * plane);
+      p.offs[k] = static_cast<int32_t>(c * in_plane);
     } else {
       const int64_t slot = p.phase_of[(kh % sh) * sw + kw % sw];
       p.offs[k] = static_cast<int32_t>((c * p.phases + slot) * plane + (kh / sh) * p.wq + kw / sw);
@@ -241,13 +262,18 @@ const Layer::ConvPlan& Layer::conv_plan(int64_t in_h, int64_t in_w) const {
 at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& residual,
                                       bool relu) const {
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
-  const ConvPlan& p = conv_plan(h, w);
+  const int64_t in_plane = x.stride(1);  // x has the plane layout (forward)
+  const ConvPlan& p = conv_plan(h, w, in_plane);
   const int64_t sh = geo_.stride_h, sw = geo_.stride_w;
-  auto out = at::empty({n, out_, p.out_h, p.out_w}, x.options());
+  auto out = empty_padded_planes(n, out_, p.out_h, p.out_w, x.options());
+  const int64_t out_plane = padded_plane(p.out_h, p.out_w);
   at::Tensor res;
   if (residual.defined()) {
     TORCH_CHECK(residual.sizes() == out.sizes(), name_, ": residual of shape ", residual.sizes());
-    res = residual.contiguous();
+    // The kernel reads the residual at the output's offsets.
+    res = residual;
+    if (residual.strides() != out.strides())
+      res = empty_padded_planes(n, out_, p.out_h, p.out_w, x.options()).copy_(residual);
   }
 
   // The input buffer: x itself, or each image padded and split into its stride phases.
@@ -257,7 +283,7 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
     buffer = at::empty({n, p.image_floats}, x.options());
     float* buf = buffer.data_ptr<float>();
     const float* src = x.data_ptr<float>();
-    const int64_t plane = p.hq * p.wq, channels = in_, image_floats = p.image_floats;
+    const int64_t plane = p.plane, channels = in_, image_floats = p.image_floats;
     // Per phase column b, the phase-plane columns that read inside the image: [lo, hi).
     std::vector<std::pair<int64_t, int64_t>> inside(sw);
     for (int64_t b = 0; b < sw; ++b) {
@@ -269,7 +295,7 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
     lth::parallel_for(0, n * channels, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t item = b0; item < b1; ++item) {
         const int64_t i = item / channels, c = item % channels;
-        const float* s = src + (i * channels + c) * h * w;
+        const float* s = src + (i * channels + c) * in_plane;
         float* image = buf + i * image_floats;
         for (int64_t a = 0; a < sh; ++a)
           for (int64_t b = 0; b < sw; ++b) {
@@ -294,6 +320,7 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
               }
               std::fill(row + hi, row + p.wq, 0.f);
             }
+            std::fill(d + p.hq * p.wq, d + plane, 0.f);  // the plane's padding lanes
           }
         if (c == channels - 1) {
           float* slack = image + channels * p.phases * plane;
@@ -309,15 +336,20 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
   // When there are such columns, an item accumulates into its own tile (kRowBlock x
   // kPosTile floats, in cache) and then writes the valid positions, with the residual and
   // the ReLU, into the output: no full-size staging tensor and no second pass over it.
+  // A 1x1 conv whose input planes (x's, or at stride 2 the phase plane's) are padded as its
+  // output's computes the padding lanes too (whole aligned vectors; they are zeroed below).
   const bool grid_is_output = p.wq == p.out_w;
-  const int64_t grid = p.out_h * p.wq;
+  const bool whole_planes =
+      p.direct ? in_plane == out_plane
+               : geo_.kernel_h == 1 && geo_.kernel_w == 1 && p.hq == p.out_h && grid_is_output;
+  const int64_t grid = whole_planes ? out_plane : p.out_h * p.wq;
   float* out_base = out.data_ptr<float>();
   const float* res_base = res.defined() ? res.data_ptr<float>() : nullptr;
-  const int64_t oh = p.out_h, ow = p.out_w, wq = p.wq, out_plane = oh * ow;
+  const int64_t oh = p.out_h, ow = p.out_w, wq = p.wq;
 
   const int64_t row_blocks = ceil_div(out_, kRowBlock);
   const int64_t pos_tiles = ceil_div(grid, kPosTile);
-  const int64_t image_in = p.direct ? in_ * h * w : p.image_floats;
+  const int64_t image_in = p.direct ? in_ * in_plane : p.image_floats;
   lth::parallel_for(0, n * pos_tiles * row_blocks, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> tile;
     if (!grid_is_output) tile.resize(kRowBlock * kPosTile);
@@ -334,9 +366,9 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
       a.bias = bias_vals_.data();
       a.in = in + i * image_in;
       if (grid_is_output) {
-        a.out = out_base + i * out_ * grid;
-        a.out_stride = grid;
-        a.residual = res_base ? res_base + i * out_ * grid : nullptr;
+        a.out = out_base + i * out_ * out_plane;
+        a.out_stride = out_plane;
+        a.residual = res_base ? res_base + i * out_ * out_plane : nullptr;
         a.relu = relu;
         for (int64_t b = 0; b < p.blocks; ++b) {
           a.seg = p.seg.data() + b;
@@ -368,13 +400,17 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
           const int64_t x1 = std::min(ow, x0 + (row_end - q));
           // A segment may hold only dropped columns (x0 >= ow).
           if (x1 > x0)
-              store_row(src + (q - q0), rs ? rs + y * ow + x0 : nullptr, relu, x1 - x0,
+            store_row(src + (q - q0), rs ? rs + y * ow + x0 : nullptr, relu, x1 - x0,
                       dst + y * ow + x0);
           q = row_end;
         }
       }
     }
   });
+  if (out_plane > oh * ow) {
+    for (int64_t k = 0; k < n * out_; ++k)
+      std::fill(out_base + k * out_plane + oh * ow, out_base + (k + 1) * out_plane, 0.f);
+  }
   return out;
 }
 

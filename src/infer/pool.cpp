@@ -5,13 +5,14 @@
 #include <vector>
 
 #include "common/parallel.h"
+#include "infer/conv_layer.h"
 
 namespace lth::infer {
 
 at::Tensor max_pool_3x3_s2(const at::Tensor& x, int64_t pad_top, int64_t pad_left, int64_t out_h,
                            int64_t out_w, bool relu) {
-  TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 4 && x.is_contiguous(),
-              "max_pool_3x3_s2: float32 contiguous NCHW input");
+  TORCH_CHECK(x.scalar_type() == at::kFloat && has_plane_layout(x),
+              "max_pool_3x3_s2: float32 NCHW input with contiguous planes");
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   TORCH_CHECK(out_h >= 1 && out_w >= 1 && pad_top >= 0 && pad_left >= 0 && pad_top <= 2 &&
                   pad_left <= 2 && 2 * (out_h - 1) - pad_top < h && 2 * (out_w - 1) - pad_left < w,
@@ -31,7 +32,7 @@ at::Tensor max_pool_3x3_s2(const at::Tensor& x, int64_t pad_top, int64_t pad_lef
   parallel_for(0, n * c, 1, [&](int64_t p0, int64_t p1) {
     std::vector<float> cols(static_cast<size_t>(h * out_w));
     for (int64_t p = p0; p < p1; ++p) {
-      const float* plane = src + p * h * w;
+      const float* plane = src + p * x.stride(1);  // planes may be padded (conv_layer.h)
       for (int64_t y = 0; y < h; ++y) {
         const float* row = plane + y * w - pad_left;  // row[2 * ox + dx]: window column dx
         float* cm = cols.data() + y * out_w;

@@ -11,7 +11,7 @@
 
 namespace lth::infer {
 
-// x: float32 NCHW, contiguous. Output [N, C, out_h, out_w]: out[y][x] = max over input rows
+// x: float32 NCHW, contiguous or with padded planes (conv_layer.h, has_plane_layout). Output [N, C, out_h, out_w]: out[y][x] = max over input rows
 // 2y - pad_top + {0, 1, 2} and columns 2x - pad_left + {0, 1, 2} that lie inside the input
 // (every window must hold at least one input position). With `relu`, max(out, 0): the ReLU
 // of the convolution before the pool, applied to the quarter-size output instead of the input
