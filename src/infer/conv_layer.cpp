@@ -150,8 +150,8 @@ at::Tensor Layer::forward(const at::Tensor& x, const at::Tensor& residual, bool 
 bool has_plane_layout(const at::Tensor& x) {
   if (x.dim() != 4) return false;
   const int64_t plane = x.size(2) * x.size(3);
-  return x.stride(3) == 1 && (x.size(2) == 1 || x.stride(2) == x.size(3)) &&
-         x.stride(1) >= plane && (x.size(0) == 1 || x.stride(0) == x.size(1) * x.stride(1));
+  return x.stride(3) == 1 && (x.size(2) == 1 || x.stride(2) == x.size(3)) && x.stride(1) >= plane &&
+         (x.size(0) == 1 || x.stride(0) == x.size(1) * x.stride(1));
 }
 
 int64_t padded_plane(int64_t h, int64_t w) { return ceil_div(h * w, kPlaneAlign) * kPlaneAlign; }

@@ -98,10 +98,10 @@ class Layer {
   // for the first input size (and plane stride) seen and recomputed when it changes.
   struct ConvPlan {
     int64_t in_h = -1, in_w = -1;
-    int64_t in_plane = -1;      // the input's channel stride (>= in_h * in_w, see "Layout")
+    int64_t in_plane = -1;  // the input's channel stride (>= in_h * in_w, see "Layout")
     int64_t out_h = 0, out_w = 0;
-    int64_t hq = 0, wq = 0;     // phase-plane size
-    int64_t plane = 0;          // phase-plane stride: hq * wq padded as an output plane
+    int64_t hq = 0, wq = 0;  // phase-plane size
+    int64_t plane = 0;       // phase-plane stride: hq * wq padded as an output plane
     std::vector<int> phase_of;  // (a * stride_w + b) -> buffer phase slot, -1 unused
     int64_t phases = 0;         // used phases
     int64_t image_floats = 0;   // buffer floats per image, slack included

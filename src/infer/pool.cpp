@@ -46,8 +46,8 @@ at::Tensor max_pool_3x3_s2(const at::Tensor& x, int64_t pad_top, int64_t pad_lef
         };
         for (int64_t ox = 0; ox < lo; ++ox) border(ox);
         for (int64_t ox = lo; ox < hi; ++ox)
-          cm[ox] = std::max(std::max(start, row[2 * ox]),
-                            std::max(row[2 * ox + 1], row[2 * ox + 2]));
+          cm[ox] =
+              std::max(std::max(start, row[2 * ox]), std::max(row[2 * ox + 1], row[2 * ox + 2]));
         for (int64_t ox = hi; ox < out_w; ++ox) border(ox);
       }
       float* o = dst + p * out_h * out_w;

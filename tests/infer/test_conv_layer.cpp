@@ -203,6 +203,52 @@ TEST(ConvLayer, PaddingAndTileBoundariesAcrossMapSizes) {
   }
 }
 
+// Sparse conv outputs come back with channel planes padded to 16 floats (conv_layer.h,
+// "Layout"); the next layer reads them as they are, whatever its kind, with a residual in
+// either layout, and LibTorch sees an ordinary strided tensor.
+TEST(ConvLayer, PaddedPlaneOutputsChainIntoEveryLayerKind) {
+  auto gen = at::detail::createCPUGenerator(21);
+  const Isa isa = best_isa();
+  const auto w1 = masked_weight({24, 16, 1, 1}, 0.4, 31);
+  const auto w2 = masked_weight({24, 24, 1, 1}, 0.4, 32);
+  const auto w3 = masked_weight({24, 24, 3, 3}, 0.4, 33);
+  const auto w4 = masked_weight({8, 24, 1, 1}, 0.4, 34);
+  const Layer first("first", LayerKind::Conv, w1, {}, {}, true, isa);
+  for (const int64_t size : {7, 9, 12}) {  // planes of 49, 81, 144 floats: padded to 64, 96, 144
+    const auto x = at::randn({3, 16, size, size}, gen);
+    const auto y = first.forward(x);
+    const int64_t plane = (size * size + 15) / 16 * 16;
+    EXPECT_TRUE(has_plane_layout(y));
+    EXPECT_EQ(y.stride(1), plane) << size;
+    EXPECT_EQ(padded_plane(size, size), plane);
+    // The padding lanes are zero.
+    const auto flat = at::from_blob(y.data_ptr<float>(), {3, 24, plane});
+    EXPECT_EQ(flat.narrow(2, size * size, plane - size * size).abs().sum().item<float>(), 0.f);
+    const auto y_ref = at::conv2d(x, w1);
+    EXPECT_LE(relative_error(y, y_ref), 1e-5) << size;
+    const auto residual = at::randn({3, 24, size, size}, gen);  // contiguous
+    const Layer one_by_one("1x1", LayerKind::Conv, w2, {}, {}, true, isa);
+    EXPECT_LE(relative_error(one_by_one.forward(y, residual, true),
+                             (at::conv2d(y_ref, w2) + residual).relu()),
+              1e-5)
+        << size;
+    // A residual in the padded layout too (the block's own shortcut).
+    EXPECT_LE(
+        relative_error(one_by_one.forward(y, y, true), (at::conv2d(y_ref, w2) + y_ref).relu()),
+        1e-5)
+        << size;
+    const Layer three("3x3", LayerKind::Conv, w3, {}, ConvGeometry::same_torch(3, 1), true, isa);
+    EXPECT_LE(relative_error(three.forward(y), at::conv2d(y_ref, w3, {}, 1, 1)), 1e-5) << size;
+    ConvGeometry stride2;
+    stride2.stride_h = stride2.stride_w = 2;
+    const Layer shortcut("1x1/2", LayerKind::Conv, w4, {}, stride2, true, isa);
+    EXPECT_LE(relative_error(shortcut.forward(y), at::conv2d(y_ref, w4, {}, 2)), 1e-5) << size;
+    const Layer dense("dense", LayerKind::Conv, w4, {}, {}, false, isa);
+    EXPECT_LE(relative_error(dense.forward(y), at::conv2d(y_ref, w4)), 1e-5) << size;
+    EXPECT_TRUE(at::allclose(y.mean({2, 3}), y_ref.mean({2, 3}), 1e-5, 1e-5)) << size;
+  }
+}
+
 TEST(MaxPool, MatchesLibTorchForBothPaddingRules) {
   auto gen = at::detail::createCPUGenerator(9);
   for (const int64_t h : {1, 2, 5, 8, 13}) {
