@@ -315,6 +315,8 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
               const float* srow = s + y * w + b - geo_.pad_left;
               if (sw == 1) {
                 std::memcpy(row + lo, srow + lo, (hi - lo) * sizeof(float));
+              } else if (sw == 2) {  // a constant stride, which the compiler vectorises
+                for (int64_t col = lo; col < hi; ++col) row[col] = srow[2 * col];
               } else {
                 for (int64_t col = lo; col < hi; ++col) row[col] = srow[col * sw];
               }
