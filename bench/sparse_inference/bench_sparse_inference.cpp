@@ -4,9 +4,13 @@
 // and thread count. Both engines run the same Network::forward on the same uint8 images and
 // the same masked weights, alternately for each (mask, batch, threads).
 //
-// Per figure: one untimed warm-up, then at least --reps timed batches and at least
-// --min-seconds; the median time per batch gives images/s. Also recorded: the ideal speedup
-// (conv + head MACs of the dense network over those of the nonzero weights), the weight
+// Per (mask, batch, threads): one untimed warm-up of each engine, then the engines' timed
+// batches interleaved (sparse, dense, sparse, dense, ...), at least --reps each and at least
+// --min-seconds each; the median time per batch gives images/s. Interleaving puts both
+// figures of a row in the same seconds: this host's speed drifts by 10-20 % from one minute
+// to the next (the same LibTorch forward timed one engine after the other differed by up to
+// 1.1x), which timing the engines back to back put into their ratio. Also recorded: the ideal
+// speedup (conv + head MACs of the dense network over those of the nonzero weights), the weight
 // bytes each engine holds, the engine's sparse layer count, the share of the CPUs other
 // processes used meanwhile, and each layer's density for every mask (one "mask" JSON line).
 // Every result is a JSON line on stdout; bench/sparse_inference/summarize.py makes the table.
@@ -52,23 +56,38 @@ std::vector<T> parse_list(const std::string& s) {
   return out;
 }
 
-// Median seconds per batch of `forward`; `cpu_per_batch` gets this process's CPU seconds per
-// timed batch (less sensitive than wall time to other processes taking the cores).
-double time_batches(models::Network& net, const torch::Tensor& images, int reps, double min_seconds,
-                    double& cpu_per_batch) {
+// Median seconds per batch of each network's forward, their timed batches interleaved;
+// `cpu_per_batch` gets this process's CPU seconds per timed batch of each (less sensitive
+// than wall time to other processes taking the cores).
+std::vector<double> time_interleaved(const std::vector<models::Network*>& nets,
+                                     const torch::Tensor& images, int reps, double min_seconds,
+                                     std::vector<double>& cpu_per_batch) {
   torch::NoGradGuard no_grad;
-  net.forward(images);  // warm-up: first-touch allocations, cached offsets
-  std::vector<double> times;
-  const double cpu0 = own_cpu_seconds();
-  const auto t0 = Clock::now();
-  while (static_cast<int>(times.size()) < reps || seconds_since(t0) < min_seconds) {
-    const auto t = Clock::now();
-    const auto y = net.forward(images);
-    times.push_back(seconds_since(t));
-    if (times.size() > 1000) break;
+  for (auto* net : nets) net->forward(images);  // warm-up: first-touch allocations, offsets
+  std::vector<std::vector<double>> times(nets.size());
+  std::vector<double> cpu(nets.size(), 0.0), wall(nets.size(), 0.0);
+  const auto enough = [&] {
+    for (size_t k = 0; k < nets.size(); ++k)
+      if (static_cast<int>(times[k].size()) < reps || wall[k] < min_seconds) return false;
+    return true;
+  };
+  while (!enough() && times[0].size() < 1000) {
+    for (size_t k = 0; k < nets.size(); ++k) {
+      const double cpu0 = own_cpu_seconds();
+      const auto t = Clock::now();
+      const auto y = nets[k]->forward(images);
+      times[k].push_back(seconds_since(t));
+      wall[k] += times[k].back();
+      cpu[k] += own_cpu_seconds() - cpu0;
+    }
   }
-  cpu_per_batch = (own_cpu_seconds() - cpu0) / static_cast<double>(times.size());
-  return median(times);
+  std::vector<double> medians;
+  cpu_per_batch.clear();
+  for (size_t k = 0; k < nets.size(); ++k) {
+    medians.push_back(median(times[k]));
+    cpu_per_batch.push_back(cpu[k] / static_cast<double>(times[k].size()));
+  }
+  return medians;
 }
 
 }  // namespace
@@ -177,13 +196,17 @@ int main(int argc, char** argv) {
               torch::randint(0, 256, {batch, image_size, image_size, 3}, gen, torch::kByte);
           for (int t : parse_list<int>(threads)) {
             at::set_num_threads(t);
-            for (const auto& which_name : parse_list<std::string>(engines)) {
-              const char* which = which_name.c_str();
-              const bool sparse = which_name == "sparse";
-              CpuWatch watch;
-              double cpu = 0;
-              const double s =
-                  time_batches(sparse ? *engine : *net, images, reps, min_seconds, cpu);
+            const auto names = parse_list<std::string>(engines);
+            std::vector<models::Network*> nets;
+            for (const auto& name : names)
+              nets.push_back(name == "sparse" ? engine.get() : net.get());
+            CpuWatch watch;
+            std::vector<double> cpus;
+            const auto medians = time_interleaved(nets, images, reps, min_seconds, cpus);
+            for (size_t k = 0; k < names.size(); ++k) {
+              const char* which = names[k].c_str();
+              const bool sparse = names[k] == "sparse";
+              const double s = medians[k], cpu = cpus[k];
               json r = {
                   {"kind", "time"},
                   {"engine", std::string("lth_") + which},
