@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the unit tests of the parsers, the data pipeline, the checkpoint and report code and the
-# shared-memory collectives with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) in
+# Builds the unit tests of the parsers, the data pipeline, the checkpoint and report code, the
+# shared-memory collectives and the sparse inference engine with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) in
 # their own folder and runs them.
 #   scripts/sanitize.sh            (folder: LTH_SANITIZE_DIR, default build-asan)
 # LibTorch is not instrumented (Debian's build); that is fine for ASan, which checks the
@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${LTH_SANITIZE_DIR:-build-asan}"
-tests=(test_robustness_files test_io test_report test_data_imagenet test_shared_memory)
+# test_infer: the sparse engine's kernels index activations, padded planes and phase buffers
+# by hand (about 80 s under the sanitizers, most of it the whole-network tests).
+tests=(test_robustness_files test_io test_report test_data_imagenet test_shared_memory test_infer)
 # -Wno-maybe-uninitialized: gcc 12 reports false positives inside libstdc++'s std::regex and
 # std::function when instrumented (the normal build has no warnings).
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wno-maybe-uninitialized"
