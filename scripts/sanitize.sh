@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${LTH_SANITIZE_DIR:-build-asan}"
 # test_infer: the sparse engine's kernels index activations, padded planes and phase buffers
-# by hand (about 80 s under the sanitizers, most of it the whole-network tests).
+# by hand (about 90 s under the sanitizers, most of it the whole-network tests).
 tests=(test_robustness_files test_io test_report test_data_imagenet test_shared_memory test_infer)
 # -Wno-maybe-uninitialized: gcc 12 reports false positives inside libstdc++'s std::regex and
 # std::function when instrumented (the normal build has no warnings).
