@@ -34,20 +34,21 @@ at::Tensor max_pool_3x3_s2(const at::Tensor& x, int64_t pad_top, int64_t pad_lef
     for (int64_t p = p0; p < p1; ++p) {
       const float* plane = src + p * x.stride(1);  // planes may be padded (conv_layer.h)
       for (int64_t y = 0; y < h; ++y) {
-        const float* row = plane + y * w - pad_left;  // row[2 * ox + dx]: window column dx
+        const float* row = plane + y * w;
         float* cm = cols.data() + y * out_w;
         const auto border = [&](int64_t ox) {
           float m = start;
           for (int64_t dx = 0; dx < 3; ++dx) {
             const int64_t xx = 2 * ox + dx - pad_left;
-            if (xx >= 0 && xx < w) m = std::max(m, row[2 * ox + dx]);
+            if (xx >= 0 && xx < w) m = std::max(m, row[xx]);
           }
           cm[ox] = m;
         };
         for (int64_t ox = 0; ox < lo; ++ox) border(ox);
-        for (int64_t ox = lo; ox < hi; ++ox)
-          cm[ox] =
-              std::max(std::max(start, row[2 * ox]), std::max(row[2 * ox + 1], row[2 * ox + 2]));
+        for (int64_t ox = lo; ox < hi; ++ox) {
+          const float* window = row + 2 * ox - pad_left;  // inside the row for these ox
+          cm[ox] = std::max(std::max(start, window[0]), std::max(window[1], window[2]));
+        }
         for (int64_t ox = hi; ox < out_w; ++ox) border(ox);
       }
       float* o = dst + p * out_h * out_w;
