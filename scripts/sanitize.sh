@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the unit tests of the parsers, the data pipeline, the checkpoint and report code, the
-# shared-memory collectives and the sparse inference engine with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) in
-# their own folder and runs them.
+# shared-memory collectives and the sparse inference engine with AddressSanitizer +
+# UndefinedBehaviorSanitizer (gcc) in their own folder and runs them.
 #   scripts/sanitize.sh            (folder: LTH_SANITIZE_DIR, default build-asan)
 # LibTorch is not instrumented (Debian's build); that is fine for ASan, which checks the
 # memory lth's own code touches. LibTorch keeps some allocations until exit, so leak

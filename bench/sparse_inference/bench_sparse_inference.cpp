@@ -120,6 +120,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    const auto names = parse_list<std::string>(engines);
+    if (names.empty()) throw UserError("--engines: no engine named (sparse, dense)");
+    for (const auto& name : names)
+      if (name != "sparse" && name != "dense")
+        throw UserError("--engines: unknown engine '" + name + "' (sparse, dense)");
     auto cfg = model_config(model);
     cfg.image_size = image_size;
     auto net = models::make_network(cfg, 0);
@@ -196,7 +201,6 @@ int main(int argc, char** argv) {
               torch::randint(0, 256, {batch, image_size, image_size, 3}, gen, torch::kByte);
           for (int t : parse_list<int>(threads)) {
             at::set_num_threads(t);
-            const auto names = parse_list<std::string>(engines);
             std::vector<models::Network*> nets;
             for (const auto& name : names)
               nets.push_back(name == "sparse" ? engine.get() : net.get());

@@ -266,7 +266,7 @@ at::Tensor Layer::forward_sparse_conv(const at::Tensor& x, const at::Tensor& res
   const ConvPlan& p = conv_plan(h, w, in_plane);
   const int64_t sh = geo_.stride_h, sw = geo_.stride_w;
   auto out = empty_padded_planes(n, out_, p.out_h, p.out_w, x.options());
-  const int64_t out_plane = padded_plane(p.out_h, p.out_w);
+  const int64_t out_plane = out.stride(1);
   at::Tensor res;
   if (residual.defined()) {
     TORCH_CHECK(residual.sizes() == out.sizes(), name_, ": residual of shape ", residual.sizes());
